@@ -5,6 +5,7 @@
 pub mod cost;
 pub mod error;
 pub mod graph;
+pub mod npy;
 pub mod op;
 pub mod ops;
 pub mod params;
