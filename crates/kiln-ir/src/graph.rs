@@ -212,6 +212,13 @@ impl Graph {
         }
     }
 
+    /// Adds one edge feeding `v` into operand `slot` of `user`, without
+    /// removing what already feeds that slot (the verifier refuses a slot fed
+    /// twice). Builders and the parser use the safer `set_operand`.
+    pub fn connect(&mut self, v: Value, user: NodeId, slot: u32) {
+        self.g.add_edge(v.node, user, Edge { port: v.port, slot });
+    }
+
     /// Replaces operand `slot` of `user` by `v`.
     pub fn set_operand(&mut self, user: NodeId, slot: u32, v: Value) {
         let old: Vec<_> = self
