@@ -42,25 +42,27 @@ fn conformance_weights(folder: &str) -> ParamStore {
     ParamStore::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[test]
-fn resnet18_matches_the_torchvision_checkpoint() {
-    let store = conformance_weights("resnet18");
+/// The conformance checkpoint of `model` against its graph; `counters` is the
+/// number of int64 `num_batches_tracked` entries (one per BatchNorm), the
+/// only tensors the loader skips.
+fn check_checkpoint(model: &str, counters: usize) {
+    let store = conformance_weights(model);
     let reference = store.iter().map(|(n, t)| (n.clone(), t.shape.clone())).collect();
-    let g = build("resnet18", &Config::default_for("resnet18").unwrap()).unwrap();
-    assert_same("resnet18", &graph_params(&g), &reference);
-    // The int64 num_batches_tracked entries are the only tensors skipped.
-    assert_eq!(store.skipped.len(), 20);
-    assert!(store.skipped.iter().all(|n| n.ends_with("num_batches_tracked")));
+    let g = build(model, &Config::default_for(model).unwrap()).unwrap();
+    assert_same(model, &graph_params(&g), &reference);
+    assert_eq!(store.skipped.len(), counters, "{model}");
+    assert!(store.skipped.iter().all(|n| n.ends_with("num_batches_tracked")), "{model}");
     kiln_ir::verify_params(&g, &store).unwrap();
 }
 
 #[test]
+fn resnet18_matches_the_torchvision_checkpoint() {
+    check_checkpoint("resnet18", 20);
+}
+
+#[test]
 fn googlenet_matches_the_torchvision_checkpoint() {
-    let store = conformance_weights("googlenet");
-    let reference = store.iter().map(|(n, t)| (n.clone(), t.shape.clone())).collect();
-    let g = build("googlenet", &Config::default_for("googlenet").unwrap()).unwrap();
-    assert_same("googlenet", &graph_params(&g), &reference);
-    assert_eq!(store.skipped.len(), 57);
+    check_checkpoint("googlenet", 57);
 }
 
 fn read_list(file: &str) -> BTreeMap<String, Vec<usize>> {

@@ -8,6 +8,7 @@
 
 use crate::builder::{Conv, GraphBuilder, Result};
 use crate::config::Config;
+use crate::models::resnet::basic_block_with;
 use kiln_ir::{Graph, Value};
 
 const EPS: f32 = 1e-5;
@@ -37,14 +38,7 @@ pub fn option_a_shortcut(b: &mut GraphBuilder, x: Value, out: usize, stride: usi
 /// The CIFAR basic block: `conv1` 3x3, `bn1`, ReLU, `conv2` 3x3, `bn2`, the
 /// option-A shortcut, add, ReLU.
 pub fn cifar_block(b: &mut GraphBuilder, x: Value, planes: usize, stride: usize) -> Result<Value> {
-    let y = b.conv("conv1", x, Conv::new(planes, 3).stride(stride).pad(1))?;
-    let y = b.bn("bn1", y, EPS)?;
-    let y = b.relu(y)?;
-    let y = b.conv("conv2", y, Conv::new(planes, 3).pad(1))?;
-    let y = b.bn("bn2", y, EPS)?;
-    let shortcut = option_a_shortcut(b, x, planes, stride)?;
-    let y = b.add(y, shortcut)?;
-    b.relu(y)
+    basic_block_with(b, x, planes, stride, option_a_shortcut)
 }
 
 /// ResNet-(6n+2) for 32x32 inputs: `conv1` 3x3 16, three stages of `n`

@@ -40,17 +40,25 @@ pub struct ResNetSpec {
 
 const PLANES: [usize; 4] = [64, 128, 256, 512];
 
+/// A shortcut builder: `(builder, input, output channels, stride) -> shortcut`.
+pub type Shortcut = fn(&mut GraphBuilder, Value, usize, usize) -> Result<Value>;
+
 /// torchvision's `BasicBlock` in the current scope: `conv1`, `bn1`, `conv2`,
 /// `bn2`, and `downsample.0` (1x1 conv) / `downsample.1` (BN) when the
 /// stride or the width changes.
 pub fn basic_block(b: &mut GraphBuilder, x: Value, planes: usize, stride: usize) -> Result<Value> {
+    basic_block_with(b, x, planes, stride, projection)
+}
+
+/// The basic block with any shortcut (the CIFAR ResNets use option A).
+pub fn basic_block_with(b: &mut GraphBuilder, x: Value, planes: usize, stride: usize, shortcut: Shortcut) -> Result<Value> {
     let y = b.conv("conv1", x, Conv::new(planes, 3).stride(stride).pad(1))?;
     let y = b.bn("bn1", y, EPS)?;
     let y = b.relu(y)?;
     let y = b.conv("conv2", y, Conv::new(planes, 3).pad(1))?;
     let y = b.bn("bn2", y, EPS)?;
-    let shortcut = projection(b, x, planes, stride)?;
-    let y = b.add(y, shortcut)?;
+    let s = shortcut(b, x, planes, stride)?;
+    let y = b.add(y, s)?;
     b.relu(y)
 }
 
