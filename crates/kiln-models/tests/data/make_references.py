@@ -122,10 +122,14 @@ def bninception_block():
     randomize_bn(model)
     model.eval()
     captured = {}
-    model.inception_3a_1x1.register_forward_hook(
-        lambda m, args, out: captured.setdefault("input", args[0].clone()))
-    model.inception_3b_1x1.register_forward_hook(
-        lambda m, args, out: captured.setdefault("output", args[0].clone()))
+
+    def keep(key):
+        def hook(module, args, out):
+            captured[key] = args[0].clone()  # returns None: the module's output stays
+        return hook
+
+    model.inception_3a_1x1.register_forward_hook(keep("input"))
+    model.inception_3b_1x1.register_forward_hook(keep("output"))
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         model.features(x)
