@@ -10,6 +10,7 @@ pub mod op;
 pub mod ops;
 pub mod params;
 pub mod tensor;
+pub mod text;
 pub mod types;
 pub mod verify;
 

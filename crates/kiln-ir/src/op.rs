@@ -90,6 +90,19 @@ macro_rules! define_ops {
                 match self { $(Op::$variant(_) => $kw,)* }
             }
 
+            /// Builds the op `kind` from its attributes (a JSON object without the
+            /// `op` tag); the error carries the path of the attribute at fault.
+            /// `None` if there is no op of that kind.
+            pub fn from_attributes(
+                kind: &str,
+                attributes: serde_json::Value,
+            ) -> Option<Result<Op, serde_path_to_error::Error<serde_json::Error>>> {
+                match kind {
+                    $($kw => Some(serde_path_to_error::deserialize::<_, $ty>(attributes).map(Op::$variant)),)*
+                    _ => None,
+                }
+            }
+
             /// The op's definition: inference, cost, operand roles.
             pub fn def(&self) -> &dyn OpDef {
                 match self { $(Op::$variant(o) => o,)* }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Work done on the output tile after the convolution sum and bias, in this
 /// order: add the `residual` operand (the last operand), then ReLU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Epilogue {
     pub residual: bool,
     pub relu: bool,
@@ -24,6 +25,7 @@ impl Epilogue {
 /// if `bias`, then `residual: [N, O, OH, OW]` if `epilogue.residual`.
 /// `pad` is `[top, left, bottom, right]` (ONNX order).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Conv2d {
     pub kernel: [usize; 2],
     pub stride: [usize; 2],

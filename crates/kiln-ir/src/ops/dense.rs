@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Operands: `x: [N, K]`, `weight: [M, K]`, then `bias: [M]` if `bias`.
 /// Output `[N, M] = x · weightᵀ + bias`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dense {
     pub bias: bool,
 }

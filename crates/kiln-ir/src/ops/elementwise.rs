@@ -7,20 +7,24 @@ use serde::{Deserialize, Serialize};
 
 /// `max(x, 0)`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Relu {}
 
 /// Elementwise sum of two tensors of the same shape (no broadcasting).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Add {}
 
 /// Dropout with drop probability `p`: the identity at inference.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dropout {
     pub p: f32,
 }
 
 /// Softmax along `axis`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Softmax {
     pub axis: usize,
 }

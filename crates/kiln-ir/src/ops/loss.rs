@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Operands: `logits: [N, C]` and `labels: [N]`, the class indices stored as
 /// f32 (exact up to 2^24 classes). Output: the scalar loss `f32[]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SoftmaxCrossEntropy {
     pub label_smoothing: f32,
 }

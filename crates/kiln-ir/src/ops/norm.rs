@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// statistics; with `training = true`, with the batch's (biased) statistics.
 /// `momentum` is PyTorch's: `running = (1 - momentum) * running + momentum * batch`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BatchNorm {
     pub eps: f32,
     pub momentum: f32,
@@ -58,6 +59,7 @@ impl OpDef for BatchNorm {
 /// and Caffe's LRN: `y = x / (k + alpha / size * sum(x^2 over size channels)) ^ beta`,
 /// the window running from `c - size/2` to `c + (size-1)/2`, zero outside.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Lrn {
     pub size: usize,
     pub alpha: f32,

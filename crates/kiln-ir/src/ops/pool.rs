@@ -53,6 +53,7 @@ fn pooled(
 /// Max pooling over `kernel` windows; padding never wins (it is -inf).
 /// `pad` is `[top, left, bottom, right]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MaxPool {
     pub kernel: [usize; 2],
     pub stride: [usize; 2],
@@ -64,6 +65,7 @@ pub struct MaxPool {
 /// positions (but, as PyTorch, not the part of a ceil-mode window beyond the
 /// end padding); without it, only positions inside the input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AvgPool {
     pub kernel: [usize; 2],
     pub stride: [usize; 2],
@@ -74,6 +76,7 @@ pub struct AvgPool {
 
 /// Mean over H and W: `[N, C, H, W] -> [N, C, 1, 1]`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GlobalAvgPool {}
 
 impl OpDef for MaxPool {

@@ -7,18 +7,21 @@ use serde::{Deserialize, Serialize};
 
 /// Concatenation along `axis`; all other dimensions must agree.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Concat {
     pub axis: usize,
 }
 
 /// `[d0, ..., dn] -> [d0 * ... * d(axis-1), d(axis) * ... * dn]`, as ONNX Flatten.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Flatten {
     pub axis: usize,
 }
 
 /// Reinterprets the row-major data with a new shape of the same element count.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Reshape {
     pub shape: Vec<usize>,
 }
@@ -26,6 +29,7 @@ pub struct Reshape {
 /// Constant padding: `pads` holds the begin padding of every axis, then the end
 /// padding of every axis (ONNX order), `2 * rank` numbers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pad {
     pub pads: Vec<usize>,
     pub value: f32,
@@ -33,6 +37,7 @@ pub struct Pad {
 
 /// Elements `start, start + step, ...` below `end` along `axis`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Slice {
     pub axis: usize,
     pub start: usize,

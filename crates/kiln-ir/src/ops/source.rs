@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A graph input, fed at run time under `name`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Input {
     pub name: String,
 }
@@ -13,6 +14,7 @@ pub struct Input {
 /// A parameter (weight, bias, BatchNorm statistic), looked up by `name` in the
 /// parameter store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Param {
     pub name: String,
 }
