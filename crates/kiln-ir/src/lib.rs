@@ -3,12 +3,15 @@
 //! model, the parameter store and the text, JSON and DOT formats.
 
 pub mod cost;
+pub mod dot;
 pub mod error;
 pub mod graph;
+pub mod json;
 pub mod npy;
 pub mod op;
 pub mod ops;
 pub mod params;
+pub mod svg;
 pub mod tensor;
 pub mod text;
 pub mod types;
