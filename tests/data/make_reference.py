@@ -50,7 +50,7 @@ class Text:
     """Writes kiln's text format: values numbered in order, params declared before use."""
 
     def __init__(self, name):
-        self.lines = ["// Written by make_reference.py from the same layer list as the PyTorch module.", f'graph "{name}"']
+        self.lines = [f'graph "{name}"']
         self.n = 0
 
     def value(self, rhs, shape):

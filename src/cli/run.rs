@@ -1,0 +1,69 @@
+use super::{prepare, CliError, ModelArgs};
+use kiln_ir::npy::{read_npy, write_npy};
+use kiln_ir::{Graph, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// The reference interpreter: naive, obviously correct, slow.
+    Interp,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Input `.npy` file; `NAME=FILE` for a graph with several inputs.
+    #[arg(long, required = true)]
+    pub input: Vec<String>,
+    /// Output `.npy` file; repeat for a graph with several outputs.
+    #[arg(long)]
+    pub output: Vec<String>,
+    #[arg(long, value_enum, default_value = "interp")]
+    pub backend: Backend,
+}
+
+/// Pairs the `--input` arguments with the graph's inputs, by name or, for a
+/// single unnamed file, with the only input.
+pub(crate) fn read_inputs(g: &Graph, specs: &[String]) -> Result<Vec<(String, Tensor)>, CliError> {
+    let names: Vec<String> = g.inputs().iter().map(|(_, n, _)| n.to_string()).collect();
+    let mut out = Vec::new();
+    for spec in specs {
+        let (name, path) = match spec.split_once('=') {
+            Some((n, p)) if !n.contains('/') => (n.to_string(), p),
+            _ if specs.len() == 1 && names.len() == 1 => (names[0].clone(), spec.as_str()),
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "--input {spec}: the graph has inputs {names:?}; write --input NAME=FILE.npy for each"
+                )))
+            }
+        };
+        if !names.contains(&name) {
+            return Err(CliError::Usage(format!("--input {spec}: the graph has no input \"{name}\" (it has {names:?})")));
+        }
+        out.push((name, read_npy(path)?));
+    }
+    Ok(out)
+}
+
+pub fn run(args: RunArgs) -> Result<(), CliError> {
+    let p = prepare(&args.model)?;
+    let inputs = read_inputs(&p.graph, &args.input)?;
+    let outputs = match args.backend {
+        Backend::Interp => kiln_interp::run(&p.graph, &p.params, &inputs)?,
+    };
+    if !args.output.is_empty() && args.output.len() != outputs.len() {
+        return Err(CliError::Usage(format!(
+            "the graph has {} outputs; give --output once for each",
+            outputs.len()
+        )));
+    }
+    for (path, t) in args.output.iter().zip(&outputs) {
+        write_npy(path, t)?;
+    }
+    if args.output.is_empty() {
+        for (i, t) in outputs.iter().enumerate() {
+            println!("output {i}: shape {:?}, max |x| {:.6}", t.shape, t.max_abs());
+        }
+    }
+    Ok(())
+}
