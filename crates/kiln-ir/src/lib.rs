@@ -11,6 +11,7 @@ pub mod npy;
 pub mod op;
 pub mod ops;
 pub mod params;
+pub mod suggest;
 pub mod svg;
 pub mod tensor;
 pub mod text;

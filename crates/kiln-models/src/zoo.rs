@@ -232,7 +232,7 @@ pub fn suggestions(name: &str) -> Vec<String> {
     let mut scored: Vec<(usize, &str)> = ZOO
         .iter()
         .filter_map(|m| {
-            let d = levenshtein(&key, m.name);
+            let d = kiln_ir::suggest::edit_distance(&key, m.name);
             (d <= limit || m.name.contains(key.as_str())).then_some((d, m.name))
         })
         .collect();
@@ -240,31 +240,10 @@ pub fn suggestions(name: &str) -> Vec<String> {
     scored.into_iter().take(5).map(|(_, n)| n.to_string()).collect()
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + (ca != cb) as usize);
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn edit_distance() {
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
-        assert_eq!(levenshtein("", "abc"), 3);
-        assert_eq!(levenshtein("resnet50", "resnet50"), 0);
-    }
 
     #[test]
     fn names_resolve_with_aliases_and_case() {
