@@ -1,0 +1,62 @@
+//! The built-in passes, one file each, and the helpers they share.
+
+mod canonicalize;
+mod cse;
+mod dce;
+mod fold_bn;
+mod fuse_residual;
+
+pub use canonicalize::Canonicalize;
+pub use cse::Cse;
+pub use dce::Dce;
+pub use fold_bn::FoldBn;
+pub use fuse_residual::FuseResidual;
+
+use crate::pass::{Context, PassError};
+use crate::registry::Registry;
+use kiln_ir::{Graph, NodeId, Tensor, Value};
+
+/// Registers every pass of this crate.
+pub(crate) fn register_builtin(r: &mut Registry) {
+    let simple: [(&str, &str, fn() -> Box<dyn crate::Pass>); 5] = [
+        ("dce", "removes nodes no output depends on, and their parameters", || Box::new(Dce)),
+        ("cse", "merges nodes that compute the same op on the same operands", || Box::new(Cse)),
+        ("canonicalize", "removes identities: inference dropout, no-op reshape/flatten/pad/slice, one-operand concat", || {
+            Box::new(Canonicalize)
+        }),
+        ("fold-bn", "folds inference BatchNorm into the conv or dense layer before it (weights scaled, bias created or merged)", || {
+            Box::new(FoldBn)
+        }),
+        ("fuse-residual", "fuses conv + residual add (+ relu), and conv + relu, into one conv with an epilogue", || {
+            Box::new(FuseResidual)
+        }),
+    ];
+    for (name, summary, make) in simple {
+        r.register_simple(name, summary, make).expect("built-in names are valid and distinct");
+    }
+}
+
+/// The tensor of parameter `name`, or the error naming it and its user.
+pub(crate) fn param<'a>(cx: &'a Context, g: &Graph, name: &str, user: NodeId) -> Result<&'a Tensor, PassError> {
+    cx.params.get(name).ok_or_else(|| PassError::MissingParam { param: name.to_string(), node: g.describe(user) })
+}
+
+/// The parameter name feeding `v`, if `v` is a parameter.
+pub(crate) fn param_name(g: &Graph, v: Value) -> Option<&str> {
+    g.node(v.node).and_then(|n| n.op.param_name())
+}
+
+/// A parameter name not yet used by the graph or the store: `base`, or
+/// `base.1`, `base.2`, ...
+pub(crate) fn fresh_name(g: &Graph, cx: &Context, base: &str) -> String {
+    let taken = |n: &str| cx.params.contains(n) || g.find_param(n).is_some();
+    if !taken(base) {
+        return base.to_string();
+    }
+    (1..).map(|i| format!("{base}.{i}")).find(|n| !taken(n)).expect("some suffix is free")
+}
+
+/// True if `v` has exactly one use and is not a graph output.
+pub(crate) fn single_use(g: &Graph, v: Value) -> bool {
+    g.use_count(v) == 1 && !g.is_output(v)
+}

@@ -1,0 +1,195 @@
+//! The registry: passes by name, each made by a factory from its options.
+//! [`Registry::builtin`] holds this crate's passes; outside code adds its own
+//! with [`Registry::register`].
+
+use crate::pass::Pass;
+use crate::pipeline::{parse_pipeline, Options, PassSpec, PipelineError};
+use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// Makes a pass from the options of its pipeline entry. It reads every
+/// option it knows with [`Options::get`]; the registry then refuses the rest.
+pub type Factory = Box<dyn Fn(&mut Options) -> Result<Box<dyn Pass>, PipelineError> + Send + Sync>;
+
+/// A registration the registry refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum RegistryError {
+    #[error("a pass named `{0}` is already registered")]
+    Duplicate(String),
+    #[error("`{0}` is not a valid pass name (lowercase letters, digits and `-`, starting with a letter)")]
+    BadName(String),
+}
+
+struct Entry {
+    summary: String,
+    factory: Factory,
+}
+
+/// Passes by name.
+#[derive(Default)]
+pub struct Registry {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// The passes of this crate: `dce`, `cse`, `const-fold`, `canonicalize`,
+    /// `fold-bn`, `factorize`, `fuse-residual`.
+    pub fn builtin() -> Registry {
+        let mut r = Registry::new();
+        crate::passes::register_builtin(&mut r);
+        r
+    }
+
+    /// Adds a pass. `name` is what pipelines write; `summary` is one line for
+    /// listings. Refuses a name already taken or not of the form `[a-z][a-z0-9-]*`.
+    pub fn register<F>(&mut self, name: &str, summary: &str, factory: F) -> Result<(), RegistryError>
+    where
+        F: Fn(&mut Options) -> Result<Box<dyn Pass>, PipelineError> + Send + Sync + 'static,
+    {
+        let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(RegistryError::BadName(name.into()));
+        }
+        if self.entries.contains_key(name) {
+            return Err(RegistryError::Duplicate(name.into()));
+        }
+        self.entries.insert(name.into(), Entry { summary: summary.into(), factory: Box::new(factory) });
+        Ok(())
+    }
+
+    /// Adds a pass that takes no options, made by `make`.
+    pub fn register_simple<F>(&mut self, name: &str, summary: &str, make: F) -> Result<(), RegistryError>
+    where
+        F: Fn() -> Box<dyn Pass> + Send + Sync + 'static,
+    {
+        self.register(name, summary, move |_| Ok(make()))
+    }
+
+    /// Registered names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(|s| s.as_str())
+    }
+
+    /// The one-line summary of pass `name`.
+    pub fn summary(&self, name: &str) -> Option<&str> {
+        self.entries.get(name).map(|e| e.summary.as_str())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// Makes the pass of one pipeline entry.
+    pub fn create(&self, spec: &PassSpec) -> Result<Box<dyn Pass>, PipelineError> {
+        let Some(entry) = self.entries.get(&spec.name) else {
+            return Err(PipelineError::new(spec.column, self.unknown(&spec.name)));
+        };
+        let mut options = Options::new(spec);
+        let pass = (entry.factory)(&mut options)?;
+        options.finish()?;
+        if pass.name() != spec.name {
+            return Err(PipelineError::new(
+                spec.column,
+                format!("the factory registered as `{}` made a pass named `{}`", spec.name, pass.name()),
+            ));
+        }
+        Ok(pass)
+    }
+
+    /// Parses pipeline text and makes its passes, in order.
+    pub fn parse(&self, pipeline: &str) -> Result<Vec<Box<dyn Pass>>, PipelineError> {
+        parse_pipeline(pipeline)?.iter().map(|s| self.create(s)).collect()
+    }
+
+    fn unknown(&self, name: &str) -> String {
+        let known: Vec<&str> = self.names().collect();
+        let close = known.iter().filter(|k| edit_distance(k, name) <= 2).min_by_key(|k| edit_distance(k, name));
+        let hint = close.map(|k| format!("did you mean `{k}`? ")).unwrap_or_default();
+        format!("unknown pass `{name}` ({hint}known: {})", known.join(", "))
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + (ca != cb) as usize;
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pass::{Context, PassError, Report};
+    use kiln_ir::Graph;
+
+    struct Named(&'static str);
+    impl Pass for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn run(&self, _: &mut Graph, _: &mut Context) -> Result<Report, PassError> {
+            Ok(Report::new())
+        }
+    }
+
+    #[test]
+    fn builtin_passes_are_all_there() {
+        let r = Registry::builtin();
+        let names: Vec<&str> = r.names().collect();
+        assert_eq!(names, ["canonicalize", "const-fold", "cse", "dce", "factorize", "fold-bn", "fuse-residual"]);
+        assert!(r.summary("fold-bn").unwrap().contains("BatchNorm"));
+    }
+
+    #[test]
+    fn unknown_passes_get_a_suggestion_and_the_column() {
+        let e = Registry::builtin().parse("dce, fold-nb").err().unwrap();
+        assert_eq!(e.column, 6);
+        assert!(e.message.starts_with("unknown pass `fold-nb` (did you mean `fold-bn`? known: canonicalize,"), "{e}");
+    }
+
+    #[test]
+    fn registration_refuses_duplicates_and_bad_names() {
+        let mut r = Registry::builtin();
+        assert_eq!(
+            r.register_simple("dce", "again", || Box::new(Named("dce"))),
+            Err(RegistryError::Duplicate("dce".into()))
+        );
+        assert_eq!(
+            r.register_simple("My_Pass", "x", || Box::new(Named("My_Pass"))),
+            Err(RegistryError::BadName("My_Pass".into()))
+        );
+        r.register_simple("my-pass", "mine", || Box::new(Named("my-pass"))).unwrap();
+        assert_eq!(r.parse("my-pass,dce").unwrap().len(), 2);
+        let e = r.parse("my-pass{level=2}").err().unwrap();
+        assert_eq!(e.message, "unknown option `level` (my-pass takes no options)");
+    }
+
+    #[test]
+    fn a_factory_must_name_its_pass_as_registered() {
+        let mut r = Registry::new();
+        r.register_simple("liar", "x", || Box::new(Named("other"))).unwrap();
+        let e = r.parse("liar").err().unwrap();
+        assert!(e.message.contains("made a pass named `other`"), "{e}");
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("fold-bn", "fold-nb"), 2);
+        assert_eq!(edit_distance("dce", "dce"), 0);
+        assert_eq!(edit_distance("", "cse"), 3);
+    }
+}
