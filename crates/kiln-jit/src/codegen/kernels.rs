@@ -1,0 +1,844 @@
+//! Kernel generators, one per kind of loop nest. Each takes a spec whose
+//! numbers are all compile-time constants (shapes, strides, offsets into the
+//! arena and the constant pool) and emits the body of one kernel; `tiles()`
+//! says how many independent calls cover the output. No tile shares an output
+//! element with another and no reduction is split across tiles, so the result
+//! does not depend on how tiles are spread over threads.
+
+use super::{Em, Region};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, InstBuilder, Value};
+
+/// Where a tensor lives: element offset `off` in `region`, batch items
+/// `bstride` elements apart (elements inside one item are contiguous), and the
+/// element range `[lo, hi)` every access to it must stay in (checked mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loc {
+    pub region: Region,
+    pub off: i64,
+    pub bstride: i64,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+impl Loc {
+    pub fn range(&self) -> (i64, i64) {
+        (self.lo, self.hi)
+    }
+}
+
+/// Status code for a bad label (above every kernel tag).
+pub const BAD_LABEL: u32 = 1 << 30;
+
+fn hsum(em: &mut Em, v: Value) -> Value {
+    let l: Vec<Value> = (0..4).map(|i| em.b.ins().extractlane(v, i as u8)).collect();
+    let a = em.b.ins().fadd(l[0], l[1]);
+    let b = em.b.ins().fadd(l[2], l[3]);
+    em.b.ins().fadd(a, b)
+}
+
+fn imin(em: &mut Em, a: Value, k: i64) -> Value {
+    let kv = em.c(k);
+    em.b.ins().smin(a, kv)
+}
+
+// ---------------------------------------------------------------- pointwise
+
+/// The per-element operation of a pointwise kernel.
+#[derive(Clone, Copy, Debug)]
+pub enum Pw {
+    Relu,
+    /// `x + other`.
+    Add(Loc),
+    /// `x * scale[row] + shift[row]` (inference BatchNorm), offsets into the constant pool.
+    Affine { scale: i64, shift: i64 },
+}
+
+/// `y = op(x)` over `[n, rows, len]`; a tile is `rpt` rows of one batch item.
+#[derive(Clone, Debug)]
+pub struct PwSpec {
+    pub n: i64,
+    pub rows: i64,
+    pub len: i64,
+    pub rpt: i64,
+    pub x: Loc,
+    pub y: Loc,
+    pub op: Pw,
+}
+
+impl PwSpec {
+    pub fn tiles(&self) -> usize {
+        (self.n * ((self.rows + self.rpt - 1) / self.rpt)) as usize
+    }
+    pub fn emit(&self, em: &mut Em) {
+        let nrb = (self.rows + self.rpt - 1) / self.rpt;
+        let d = em.split(em.tile, &[self.n, nrb]);
+        let r0 = em.mul(d[1], self.rpt);
+        let r1 = em.add(r0, self.rpt);
+        let rend = imin(em, r1, self.rows);
+        let (x, y, len) = (self.x, self.y, self.len);
+        let op = self.op;
+        let xb0 = em.mad(d[0], x.bstride, x.off);
+        let yb0 = em.mad(d[0], y.bstride, y.off);
+        let zb0 = match op {
+            Pw::Add(z) => Some(em.mad(d[0], z.bstride, z.off)),
+            _ => None,
+        };
+        em.for_dyn(r0, rend, 1, |em, r| {
+            let roff = em.mul(r, len);
+            let xb = em.iadd(xb0, roff);
+            let yb = em.iadd(yb0, roff);
+            let zb = zb0.map(|z| em.iadd(z, roff));
+            let (sc, sh) = match op {
+                Pw::Affine { scale, shift } => {
+                    let so = em.add(r, scale);
+                    let s = em.ld(Region::Const, so, (scale, scale + self.rows));
+                    let ho = em.add(r, shift);
+                    let h = em.ld(Region::Const, ho, (shift, shift + self.rows));
+                    (Some(s), Some(h))
+                }
+                _ => (None, None),
+            };
+            let body = |em: &mut Em, i: Value, vector: bool| {
+                let xo = em.iadd(xb, i);
+                let yo = em.iadd(yb, i);
+                let v = if vector { em.ldv(x.region, xo, x.range()) } else { em.ld(x.region, xo, x.range()) };
+                let out = match op {
+                    Pw::Relu => em.relu(v),
+                    Pw::Add(z) => {
+                        let zo = em.iadd(zb.unwrap(), i);
+                        let w = if vector { em.ldv(z.region, zo, z.range()) } else { em.ld(z.region, zo, z.range()) };
+                        em.b.ins().fadd(v, w)
+                    }
+                    Pw::Affine { .. } => {
+                        let (mut s, mut h) = (sc.unwrap(), sh.unwrap());
+                        if vector {
+                            s = em.b.ins().splat(types::F32X4, s);
+                            h = em.b.ins().splat(types::F32X4, h);
+                        }
+                        em.b.ins().fma(v, s, h)
+                    }
+                };
+                if vector {
+                    em.stv(y.region, yo, y.range(), out)
+                } else {
+                    em.st(y.region, yo, y.range(), out)
+                }
+            };
+            let l4 = len / 4 * 4;
+            em.for_c(0, l4, 4, |em, i| body(em, i, true));
+            em.for_c(l4, len, 1, |em, i| body(em, i, false));
+        });
+    }
+}
+
+// ---------------------------------------------------------------- GEMM (conv, dense)
+
+/// How the `B` panel (`k` rows x `nr` columns) is gathered from the input.
+#[derive(Clone, Debug)]
+pub enum Gather {
+    /// im2col of a conv: column = output pixel, row = (input channel, kh, kw).
+    Conv {
+        h: i64,
+        w: i64,
+        cg: i64,
+        kh: i64,
+        kw: i64,
+        sh: i64,
+        sw: i64,
+        pt: i64,
+        pl: i64,
+        dh: i64,
+        dw: i64,
+        ow: i64,
+    },
+    /// Dense: column = batch row, row = input feature.
+    Dense,
+}
+
+/// `Y = A x B (+ bias) (+ residual) (relu)` with `A` pre-packed in the
+/// constant pool (per group, `mr`-row panels, `k`-major) and `B` gathered per
+/// tile into scratch. A tile is (image, group, `nr` columns, `mb` panels of rows).
+#[derive(Clone, Debug)]
+pub struct GemmSpec {
+    pub n: i64,
+    pub groups: i64,
+    pub mg: i64,
+    pub k: i64,
+    pub p: i64,
+    pub mr: i64,
+    pub nr: i64,
+    pub mb: i64,
+    pub a_off: i64,
+    pub a_len: i64,
+    pub bias: Option<i64>,
+    pub relu: bool,
+    pub x: Loc,
+    pub y: Loc,
+    pub res: Option<Loc>,
+    /// Output strides of a row (output channel / feature) and a column (pixel / batch row).
+    pub cm: i64,
+    pub cp: i64,
+    pub gather: Gather,
+}
+
+impl GemmSpec {
+    fn nmp(&self) -> i64 {
+        (self.mg + self.mr - 1) / self.mr
+    }
+    fn nmb(&self) -> i64 {
+        (self.nmp() + self.mb - 1) / self.mb
+    }
+    fn npb(&self) -> i64 {
+        (self.p + self.nr - 1) / self.nr
+    }
+    pub fn tiles(&self) -> usize {
+        (self.n * self.groups * self.npb() * self.nmb()) as usize
+    }
+    /// Scratch floats one tile needs: the B panel, the C tile, 2 x nr pixel bases.
+    pub fn scratch(&self) -> usize {
+        (self.k * self.nr + self.mr * self.nr + 2 * self.nr) as usize
+    }
+    pub fn emit(&self, em: &mut Em) {
+        let (k, nr, mr) = (self.k, self.nr, self.mr);
+        let srange = (0, self.scratch() as i64);
+        let d = em.split(em.tile, &[self.n, self.groups, self.npb(), self.nmb()]);
+        let (ni, g, pb, mbi) = (d[0], d[1], d[2], d[3]);
+        let p0 = em.mul(pb, nr);
+        let x = self.x;
+        // ---- gather B
+        match &self.gather {
+            Gather::Conv { h, w, cg, kh, kw, sh, sw, pt, pl, dh, dw, ow } => {
+                let (h, w, cg, kh, kw) = (*h, *w, *cg, *kh, *kw);
+                let xb0 = em.mad(ni, x.bstride, x.off);
+                let goff = em.mul(g, cg * h * w);
+                let xb = em.iadd(xb0, goff);
+                let pointwise = kh == 1 && kw == 1 && *sh == 1 && *sw == 1 && *pt == 0 && *pl == 0 && *ow == w;
+                if pointwise {
+                    let pp = self.p;
+                    let full_end = em.add(p0, nr);
+                    let fe = em.c(pp);
+                    let full = em.b.ins().icmp(IntCC::SignedLessThanOrEqual, full_end, fe);
+                    let src = em.iadd(xb, p0);
+                    em.if_else(
+                        full,
+                        |em| {
+                            em.for_c(0, k, 1, |em, kk| {
+                                let row = em.mul(kk, pp);
+                                let rs = em.iadd(src, row);
+                                let dst = em.mul(kk, nr);
+                                em.for_c(0, nr, 4, |em, t| {
+                                    let so = em.iadd(rs, t);
+                                    let v = em.ldv(x.region, so, x.range());
+                                    let dof = em.iadd(dst, t);
+                                    em.stv(Region::Scratch, dof, srange, v);
+                                });
+                            });
+                        },
+                        |em| {
+                            em.for_c(0, k, 1, |em, kk| {
+                                let row = em.mul(kk, pp);
+                                let rs = em.iadd(src, row);
+                                let dst = em.mul(kk, nr);
+                                em.for_c(0, nr, 1, |em, t| {
+                                    let pt_ = em.iadd(p0, t);
+                                    let ok = em.b.ins().icmp_imm(IntCC::SignedLessThan, pt_, pp);
+                                    let so = em.iadd(rs, t);
+                                    let so = em.b.ins().select(ok, so, xb);
+                                    let v = em.ld(x.region, so, x.range());
+                                    let z = em.f(0.0);
+                                    let v = em.b.ins().select(ok, v, z);
+                                    let dof = em.iadd(dst, t);
+                                    em.st(Region::Scratch, dof, srange, v);
+                                });
+                            });
+                        },
+                    );
+                } else {
+                    let sint = k * nr + mr * nr;
+                    let pp = self.p;
+                    let (sh, sw, pt, pl, dh, dw, ow) = (*sh, *sw, *pt, *pl, *dh, *dw, *ow);
+                    em.for_c(0, nr, 1, |em, t| {
+                        let p = em.iadd(p0, t);
+                        let ok = em.b.ins().icmp_imm(IntCC::SignedLessThan, p, pp);
+                        let oh = em.udiv(p, ow);
+                        let owi = em.urem(p, ow);
+                        let ihb = em.mad(oh, sh, -pt);
+                        let iwb = em.mad(owi, sw, -pl);
+                        let far = em.c(-(1 << 30));
+                        let ihb = em.b.ins().select(ok, ihb, far);
+                        let ihb = em.b.ins().ireduce(types::I32, ihb);
+                        let iwb = em.b.ins().ireduce(types::I32, iwb);
+                        let a = em.add(t, sint);
+                        let pa = em.ptr(Region::Scratch, a, srange, 1);
+                        em.b.ins().store(super::VF, ihb, pa, 0);
+                        let a2 = em.add(t, sint + nr);
+                        let pb_ = em.ptr(Region::Scratch, a2, srange, 1);
+                        em.b.ins().store(super::VF, iwb, pb_, 0);
+                    });
+                    em.for_c(0, cg, 1, |em, c| {
+                        let cb = em.mul(c, h * w);
+                        let xc = em.iadd(xb, cb);
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let krow0 = em.mul(c, kh * kw * nr);
+                                let krow = em.add(krow0, (i * kw + j) * nr);
+                                em.for_c(0, nr, 1, |em, t| {
+                                    let a = em.add(t, sint);
+                                    let pa = em.ptr(Region::Scratch, a, srange, 1);
+                                    let ihb = em.b.ins().sload32(super::VF, pa, 0);
+                                    let a2 = em.add(t, sint + nr);
+                                    let pw = em.ptr(Region::Scratch, a2, srange, 1);
+                                    let iwb = em.b.ins().sload32(super::VF, pw, 0);
+                                    let ih = em.add(ihb, i * dh);
+                                    let iw = em.add(iwb, j * dw);
+                                    let okh = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, ih, h);
+                                    let okw = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iw, w);
+                                    let ok = em.b.ins().band(okh, okw);
+                                    let ro = em.mul(ih, w);
+                                    let o = em.iadd(ro, iw);
+                                    let o = em.iadd(xc, o);
+                                    let o = em.b.ins().select(ok, o, xb);
+                                    let v = em.ld(x.region, o, x.range());
+                                    let z = em.f(0.0);
+                                    let v = em.b.ins().select(ok, v, z);
+                                    let dof = em.iadd(krow, t);
+                                    em.st(Region::Scratch, dof, srange, v);
+                                });
+                            }
+                        }
+                    });
+                }
+            }
+            Gather::Dense => {
+                let pp = self.p;
+                em.for_c(0, nr, 1, |em, t| {
+                    let p = em.iadd(p0, t);
+                    let ok = em.b.ins().icmp_imm(IntCC::SignedLessThan, p, pp);
+                    em.if_else(
+                        ok,
+                        |em| {
+                            let xr = em.mad(p, x.bstride, x.off);
+                            em.for_c(0, k, 1, |em, kk| {
+                                let so = em.iadd(xr, kk);
+                                let v = em.ld(x.region, so, x.range());
+                                let dof = em.mad(kk, nr, 0);
+                                let dof = em.iadd(dof, t);
+                                em.st(Region::Scratch, dof, srange, v);
+                            });
+                        },
+                        |em| {
+                            em.for_c(0, k, 1, |em, kk| {
+                                let z = em.f(0.0);
+                                let dof = em.mad(kk, nr, 0);
+                                let dof = em.iadd(dof, t);
+                                em.st(Region::Scratch, dof, srange, z);
+                            });
+                        },
+                    );
+                });
+            }
+        }
+        // ---- tiles and epilogue
+        let nmp = self.nmp();
+        let mp0 = em.mul(mbi, self.mb);
+        let mp1 = em.add(mp0, self.mb);
+        let mpend = imin(em, mp1, nmp);
+        let (y, res, cm, cp, pp, mg) = (self.y, self.res, self.cm, self.cp, self.p, self.mg);
+        em.for_dyn(mp0, mpend, 1, |em, mp| {
+            let gp = em.mul(g, nmp);
+            let panel = em.iadd(gp, mp);
+            let aoff = em.mad(panel, k * mr, self.a_off);
+            let a = em.block_ptr(Region::Const, aoff, (self.a_off, self.a_off + self.a_len), k * mr);
+            let z = em.c(0);
+            let b = em.block_ptr(Region::Scratch, z, srange, k * nr);
+            let coff = em.c(k * nr);
+            let c = em.block_ptr(Region::Scratch, coff, srange, mr * nr);
+            em.call_tile(k, a, b, c);
+            em.for_c(0, mr, 1, |em, r| {
+                let m0 = em.mul(mp, mr);
+                let m = em.iadd(m0, r);
+                let inside = em.b.ins().icmp_imm(IntCC::SignedLessThan, m, mg);
+                em.when(inside, |em| {
+                    let g0 = em.mul(g, mg);
+                    let row = em.iadd(g0, m);
+                    let bias = match self.bias {
+                        Some(bo) => {
+                            let o = em.add(row, bo);
+                            em.ld(Region::Const, o, (bo, bo + mg * self.groups))
+                        }
+                        None => em.f(0.0),
+                    };
+                    let yr = em.mul(row, cm);
+                    let yb0 = em.mad(ni, y.bstride, y.off);
+                    let yb = em.iadd(yb0, yr);
+                    let rb = res.map(|rl| {
+                        let b0 = em.mad(ni, rl.bstride, rl.off);
+                        em.iadd(b0, yr)
+                    });
+                    let crow = em.mad(r, nr, k * nr);
+                    let scalar = |em: &mut Em| {
+                        em.for_c(0, nr, 1, |em, t| {
+                            let p = em.iadd(p0, t);
+                            let ok = em.b.ins().icmp_imm(IntCC::SignedLessThan, p, pp);
+                            em.when(ok, |em| {
+                                let co = em.iadd(crow, t);
+                                let v = em.ld(Region::Scratch, co, srange);
+                                let mut v = em.b.ins().fadd(v, bias);
+                                let po = em.mul(p, cp);
+                                if let (Some(rl), Some(rb)) = (res, rb) {
+                                    let ro = em.iadd(rb, po);
+                                    let w = em.ld(rl.region, ro, rl.range());
+                                    v = em.b.ins().fadd(v, w);
+                                }
+                                if self.relu {
+                                    v = em.relu(v);
+                                }
+                                let yo = em.iadd(yb, po);
+                                em.st(y.region, yo, y.range(), v);
+                            });
+                        });
+                    };
+                    if cp == 1 {
+                        let e = em.add(p0, nr);
+                        let full = em.b.ins().icmp_imm(IntCC::SignedLessThanOrEqual, e, pp);
+                        em.if_else(
+                            full,
+                            |em| {
+                                let bv = em.b.ins().splat(types::F32X4, bias);
+                                em.for_c(0, nr, 4, |em, t| {
+                                    let co = em.iadd(crow, t);
+                                    let v = em.ldv(Region::Scratch, co, srange);
+                                    let mut v = em.b.ins().fadd(v, bv);
+                                    let p = em.iadd(p0, t);
+                                    if let (Some(rl), Some(rb)) = (res, rb) {
+                                        let ro = em.iadd(rb, p);
+                                        let w = em.ldv(rl.region, ro, rl.range());
+                                        v = em.b.ins().fadd(v, w);
+                                    }
+                                    if self.relu {
+                                        v = em.relu(v);
+                                    }
+                                    let yo = em.iadd(yb, p);
+                                    em.stv(y.region, yo, y.range(), v);
+                                });
+                            },
+                            scalar,
+                        );
+                    } else {
+                        scalar(em);
+                    }
+                });
+            });
+        });
+    }
+}
+
+// ---------------------------------------------------------------- pooling
+
+/// Max or average pooling of one `(n, c)` plane a tile.
+#[derive(Clone, Debug)]
+pub struct PoolSpec {
+    pub n: i64,
+    pub c: i64,
+    pub h: i64,
+    pub w: i64,
+    pub oh: i64,
+    pub ow: i64,
+    pub kernel: [i64; 2],
+    pub stride: [i64; 2],
+    /// `[top, left, bottom, right]`.
+    pub pad: [i64; 4],
+    pub max: bool,
+    pub count_include_pad: bool,
+    pub x: Loc,
+    pub y: Loc,
+}
+
+impl PoolSpec {
+    pub fn tiles(&self) -> usize {
+        (self.n * self.c) as usize
+    }
+    pub fn emit(&self, em: &mut Em) {
+        let s = self.clone();
+        let d = em.split(em.tile, &[s.n, s.c]);
+        let xb0 = em.mad(d[0], s.x.bstride, s.x.off);
+        let xc = em.mul(d[1], s.h * s.w);
+        let xb = em.iadd(xb0, xc);
+        let yb0 = em.mad(d[0], s.y.bstride, s.y.off);
+        let yc = em.mul(d[1], s.oh * s.ow);
+        let yb = em.iadd(yb0, yc);
+        em.for_c(0, s.oh, 1, |em, oh| {
+            em.for_c(0, s.ow, 1, |em, ow| {
+                let hs = em.mad(oh, s.stride[0], -s.pad[0]);
+                let ws = em.mad(ow, s.stride[1], -s.pad[1]);
+                let init = em.f(if s.max { f32::NEG_INFINITY } else { 0.0 });
+                let mut acc = init;
+                for i in 0..s.kernel[0] {
+                    for j in 0..s.kernel[1] {
+                        let ih = em.add(hs, i);
+                        let iw = em.add(ws, j);
+                        let okh = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, ih, s.h);
+                        let okw = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iw, s.w);
+                        let ok = em.b.ins().band(okh, okw);
+                        let r = em.mul(ih, s.w);
+                        let o = em.iadd(r, iw);
+                        let o = em.iadd(xb, o);
+                        let o = em.b.ins().select(ok, o, xb);
+                        let v = em.ld(s.x.region, o, s.x.range());
+                        let v = em.b.ins().select(ok, v, init);
+                        acc = if s.max {
+                            let gt = em.b.ins().fcmp(FloatCC::GreaterThan, v, acc);
+                            em.b.ins().select(gt, v, acc)
+                        } else {
+                            em.b.ins().fadd(acc, v)
+                        };
+                    }
+                }
+                if !s.max {
+                    // PyTorch: the window clipped to the padded input, then (without
+                    // count_include_pad) to the input itself.
+                    let he = em.add(hs, s.kernel[0]);
+                    let he = imin(em, he, s.h + s.pad[2]);
+                    let we = em.add(ws, s.kernel[1]);
+                    let we = imin(em, we, s.w + s.pad[3]);
+                    let cnt = if s.count_include_pad {
+                        let a = em.b.ins().isub(he, hs);
+                        let b = em.b.ins().isub(we, ws);
+                        em.b.ins().imul(a, b)
+                    } else {
+                        let z = em.c(0);
+                        let hs2 = em.b.ins().smax(hs, z);
+                        let ws2 = em.b.ins().smax(ws, z);
+                        let he2 = imin(em, he, s.h);
+                        let we2 = imin(em, we, s.w);
+                        let a = em.b.ins().isub(he2, hs2);
+                        let b = em.b.ins().isub(we2, ws2);
+                        em.b.ins().imul(a, b)
+                    };
+                    let one = em.c(1);
+                    let cnt = em.b.ins().smax(cnt, one);
+                    let cf = em.b.ins().fcvt_from_sint(types::F32, cnt);
+                    acc = em.b.ins().fdiv(acc, cf);
+                }
+                let r = em.mul(oh, s.ow);
+                let o = em.iadd(r, ow);
+                let o = em.iadd(yb, o);
+                em.st(s.y.region, o, s.y.range(), acc);
+            });
+        });
+    }
+}
+
+/// Mean over each `(n, c)` plane; a tile is `cpt` channels.
+#[derive(Clone, Debug)]
+pub struct GapSpec {
+    pub n: i64,
+    pub c: i64,
+    pub hw: i64,
+    pub cpt: i64,
+    pub x: Loc,
+    pub y: Loc,
+}
+
+impl GapSpec {
+    pub fn tiles(&self) -> usize {
+        (self.n * ((self.c + self.cpt - 1) / self.cpt)) as usize
+    }
+    pub fn emit(&self, em: &mut Em) {
+        let s = self.clone();
+        let ncb = (s.c + s.cpt - 1) / s.cpt;
+        let d = em.split(em.tile, &[s.n, ncb]);
+        let c0 = em.mul(d[1], s.cpt);
+        let c1 = em.add(c0, s.cpt);
+        let cend = imin(em, c1, s.c);
+        let xb0 = em.mad(d[0], s.x.bstride, s.x.off);
+        let yb0 = em.mad(d[0], s.y.bstride, s.y.off);
+        em.for_dyn(c0, cend, 1, |em, c| {
+            let xo = em.mul(c, s.hw);
+            let xb = em.iadd(xb0, xo);
+            let l4 = s.hw / 4 * 4;
+            let z = em.fv(0.0);
+            let vacc = em.fold_c(0, l4, 4, z, |em, i, acc| {
+                let o = em.iadd(xb, i);
+                let v = em.ldv(s.x.region, o, s.x.range());
+                em.b.ins().fadd(acc, v)
+            });
+            let h = hsum(em, vacc);
+            let acc = em.fold_c(l4, s.hw, 1, h, |em, i, acc| {
+                let o = em.iadd(xb, i);
+                let v = em.ld(s.x.region, o, s.x.range());
+                em.b.ins().fadd(acc, v)
+            });
+            let inv = em.f(1.0 / s.hw as f32);
+            let m = em.b.ins().fmul(acc, inv);
+            let yo = em.iadd(yb0, c);
+            em.st(s.y.region, yo, s.y.range(), m);
+        });
+    }
+}
+
+/// Local response normalisation across channels, one `(n, c)` plane a tile.
+#[derive(Clone, Debug)]
+pub struct LrnSpec {
+    pub n: i64,
+    pub c: i64,
+    pub plane: i64,
+    pub size: i64,
+    pub alpha: f32,
+    pub beta: f32,
+    pub k: f32,
+    pub x: Loc,
+    pub y: Loc,
+}
+
+impl LrnSpec {
+    pub fn tiles(&self) -> usize {
+        (self.n * self.c) as usize
+    }
+    pub fn emit(&self, em: &mut Em) {
+        let s = self.clone();
+        let d = em.split(em.tile, &[s.n, s.c]);
+        let xb = em.mad(d[0], s.x.bstride, s.x.off);
+        let yb0 = em.mad(d[0], s.y.bstride, s.y.off);
+        let ch = d[1];
+        em.for_c(0, s.plane, 1, |em, p| {
+            let xp = em.iadd(xb, p);
+            let z = em.f(0.0);
+            let sum = em.fold_c(0, s.size, 1, z, |em, j, acc| {
+                let cc0 = em.iadd(ch, j);
+                let cc = em.add(cc0, -(s.size / 2));
+                let ok = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, cc, s.c);
+                let co = em.mul(cc, s.plane);
+                let o = em.iadd(xp, co);
+                let o = em.b.ins().select(ok, o, xb);
+                let v = em.ld(s.x.region, o, s.x.range());
+                let zz = em.f(0.0);
+                let v = em.b.ins().select(ok, v, zz);
+                em.b.ins().fma(v, v, acc)
+            });
+            let scale = em.f(s.alpha / s.size as f32);
+            let kk = em.f(s.k);
+            let dnm = em.b.ins().fma(sum, scale, kk);
+            let beta = em.f(s.beta);
+            let pw = em.powf(dnm, beta);
+            let co = em.mul(ch, s.plane);
+            let o = em.iadd(xp, co);
+            let v = em.ld(s.x.region, o, s.x.range());
+            let out = em.b.ins().fdiv(v, pw);
+            let yo = em.iadd(yb0, co);
+            let yo = em.iadd(yo, p);
+            em.st(s.y.region, yo, s.y.range(), out);
+        });
+    }
+}
+
+/// Softmax along one axis: `[outer, len, inner]`, one outer index a tile.
+/// `outer_per_item` outer indices make one batch item (0 when the axis is the batch axis).
+#[derive(Clone, Debug)]
+pub struct SoftmaxSpec {
+    pub outer: i64,
+    pub outer_per_item: i64,
+    pub len: i64,
+    pub inner: i64,
+    pub x: Loc,
+    pub y: Loc,
+}
+
+impl SoftmaxSpec {
+    pub fn tiles(&self) -> usize {
+        self.outer as usize
+    }
+    pub fn emit(&self, em: &mut Em) {
+        let s = self.clone();
+        let base = |em: &mut Em, l: Loc| -> (Value, i64) {
+            if s.outer_per_item == 0 {
+                (em.c(l.off), l.bstride)
+            } else {
+                let i0 = em.udiv(em.tile, s.outer_per_item);
+                let rest = em.urem(em.tile, s.outer_per_item);
+                let b = em.mad(i0, l.bstride, l.off);
+                let r = em.mul(rest, s.len * s.inner);
+                (em.iadd(b, r), s.inner)
+            }
+        };
+        let (xb, xs) = base(em, s.x);
+        let (yb, ys) = base(em, s.y);
+        em.for_c(0, s.inner, 1, |em, i| {
+            let xi = em.iadd(xb, i);
+            let yi = em.iadd(yb, i);
+            let ninf = em.f(f32::NEG_INFINITY);
+            let m = em.fold_c(0, s.len, 1, ninf, |em, j, acc| {
+                let o = em.mad(j, xs, 0);
+                let o = em.iadd(xi, o);
+                let v = em.ld(s.x.region, o, s.x.range());
+                let gt = em.b.ins().fcmp(FloatCC::GreaterThan, v, acc);
+                em.b.ins().select(gt, v, acc)
+            });
+            let z = em.f(0.0);
+            let sum = em.fold_c(0, s.len, 1, z, |em, j, acc| {
+                let o = em.mul(j, xs);
+                let o = em.iadd(xi, o);
+                let v = em.ld(s.x.region, o, s.x.range());
+                let dlt = em.b.ins().fsub(v, m);
+                let e = em.expf(dlt);
+                let yo = em.mul(j, ys);
+                let yo = em.iadd(yi, yo);
+                em.st(s.y.region, yo, s.y.range(), e);
+                em.b.ins().fadd(acc, e)
+            });
+            let one = em.f(1.0);
+            let inv = em.b.ins().fdiv(one, sum);
+            em.for_c(0, s.len, 1, |em, j| {
+                let yo = em.mul(j, ys);
+                let yo = em.iadd(yi, yo);
+                let v = em.ld(s.y.region, yo, s.y.range());
+                let v = em.b.ins().fmul(v, inv);
+                em.st(s.y.region, yo, s.y.range(), v);
+            });
+        });
+    }
+}
+
+/// Mean softmax cross-entropy with label smoothing; one tile (the result is one scalar).
+#[derive(Clone, Debug)]
+pub struct SceSpec {
+    pub n: i64,
+    pub c: i64,
+    pub smoothing: f32,
+    pub logits: Loc,
+    pub labels: Loc,
+    pub y: Loc,
+}
+
+impl SceSpec {
+    pub fn emit(&self, em: &mut Em, tag: u32) {
+        let s = self.clone();
+        let z = em.f(0.0);
+        let total = em.fold_c(0, s.n, 1, z, |em, i, total| {
+            let xb = em.mad(i, s.logits.bstride, s.logits.off);
+            let ninf = em.f(f32::NEG_INFINITY);
+            let m = em.fold_c(0, s.c, 1, ninf, |em, j, acc| {
+                let o = em.iadd(xb, j);
+                let v = em.ld(s.logits.region, o, s.logits.range());
+                let gt = em.b.ins().fcmp(FloatCC::GreaterThan, v, acc);
+                em.b.ins().select(gt, v, acc)
+            });
+            let z = em.f(0.0);
+            let se = em.fold_c(0, s.c, 1, z, |em, j, acc| {
+                let o = em.iadd(xb, j);
+                let v = em.ld(s.logits.region, o, s.logits.range());
+                let dlt = em.b.ins().fsub(v, m);
+                let e = em.expf(dlt);
+                em.b.ins().fadd(acc, e)
+            });
+            let z = em.f(0.0);
+            let sx = em.fold_c(0, s.c, 1, z, |em, j, acc| {
+                let o = em.iadd(xb, j);
+                let v = em.ld(s.logits.region, o, s.logits.range());
+                em.b.ins().fadd(acc, v)
+            });
+            let lse = em.logf(se);
+            let lse = em.b.ins().fadd(lse, m);
+            let lo = em.mad(i, s.labels.bstride.max(1), s.labels.off);
+            let lab = em.ld(s.labels.region, lo, s.labels.range());
+            let li = em.b.ins().fcvt_to_sint_sat(types::I64, lab);
+            let back = em.b.ins().fcvt_from_sint(types::F32, li);
+            let exact = em.b.ins().fcmp(FloatCC::Equal, back, lab);
+            let inr = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, li, s.c);
+            let ok = em.b.ins().band(exact, inr);
+            let bad = em.b.ins().bnot(ok);
+            em.when(bad, |em| em.fail(BAD_LABEL + tag));
+            let zero = em.c(0);
+            let li = em.b.ins().select(ok, li, zero);
+            let o = em.iadd(xb, li);
+            let xl = em.ld(s.logits.region, o, s.logits.range());
+            let a = em.f(1.0 - s.smoothing);
+            let b = em.f(s.smoothing / s.c as f32);
+            let t1 = em.b.ins().fmul(a, xl);
+            let t2 = em.b.ins().fmul(b, sx);
+            let l = em.b.ins().fsub(lse, t1);
+            let l = em.b.ins().fsub(l, t2);
+            em.b.ins().fadd(total, l)
+        });
+        let inv = em.f(1.0 / s.n as f32);
+        let v = em.b.ins().fmul(total, inv);
+        let o = em.c(s.y.off);
+        em.st(s.y.region, o, s.y.range(), v);
+    }
+}
+
+// ---------------------------------------------------------------- affine copy
+
+/// One axis of an affine copy: output index `o` reads input index `a * o + b`,
+/// and positions outside `[0, in_dim)` take the pad value.
+#[derive(Clone, Copy, Debug)]
+pub struct Axis {
+    pub out_dim: i64,
+    pub a: i64,
+    pub b: i64,
+    pub in_dim: i64,
+    pub in_stride: i64,
+    pub out_stride: i64,
+}
+
+/// `y[o] = x[a*o + b]` per axis (pad, slice, concat and layout copies), one
+/// index of axis 0 a tile.
+#[derive(Clone, Debug)]
+pub struct CopySpec {
+    pub axes: Vec<Axis>,
+    pub pad: f32,
+    pub x: Loc,
+    pub y: Loc,
+}
+
+impl CopySpec {
+    pub fn tiles(&self) -> usize {
+        self.axes.first().map_or(1, |a| a.out_dim as usize)
+    }
+    pub fn emit(&self, em: &mut Em) {
+        let xo = em.c(self.x.off);
+        let yo = em.c(self.y.off);
+        if self.axes.is_empty() {
+            let v = em.ld(self.x.region, xo, self.x.range());
+            em.st(self.y.region, yo, self.y.range(), v);
+            return;
+        }
+        let t = em.tile;
+        self.axis(em, 0, t, xo, yo, None);
+    }
+    fn axis(&self, em: &mut Em, d: usize, o: Value, xo: Value, yo: Value, ok: Option<Value>) {
+        let ax = self.axes[d];
+        let i = em.mad(o, ax.a, ax.b);
+        let needs = !(ax.b >= 0 && ax.a * (ax.out_dim - 1) + ax.b < ax.in_dim);
+        let ok = if needs {
+            let c = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, i, ax.in_dim);
+            Some(match ok {
+                Some(p) => em.b.ins().band(p, c),
+                None => c,
+            })
+        } else {
+            ok
+        };
+        let xs = em.mul(i, ax.in_stride);
+        let xo = em.iadd(xo, xs);
+        let ys = em.mul(o, ax.out_stride);
+        let yo = em.iadd(yo, ys);
+        if d + 1 == self.axes.len() {
+            let v = match ok {
+                Some(ok) => {
+                    let base = em.c(self.x.off);
+                    let a = em.b.ins().select(ok, xo, base);
+                    let v = em.ld(self.x.region, a, self.x.range());
+                    let p = em.f(self.pad);
+                    em.b.ins().select(ok, v, p)
+                }
+                None => em.ld(self.x.region, xo, self.x.range()),
+            };
+            em.st(self.y.region, yo, self.y.range(), v);
+        } else {
+            let next = self.axes[d + 1];
+            em.for_c(0, next.out_dim, 1, |em, o2| self.axis(em, d + 1, o2, xo, yo, ok));
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! Lowering: one or more kernels per node, in schedule order, with weights
+//! packed into the constant pool at compile time.
+
+use crate::codegen::kernels::*;
+use crate::codegen::{Jit, Region};
+use crate::error::JitError;
+use crate::plan::{item, Home, Plan, Realise};
+use kiln_ir::{Graph, NodeId, Op, ParamStore, Tensor, TensorType, Value};
+use std::collections::HashMap;
+
+/// One kernel launch: `tiles` independent calls of kernel `kernel`.
+pub struct Step {
+    pub kernel: usize,
+    pub tiles: usize,
+    pub node: String,
+}
+
+pub struct Lowered {
+    pub steps: Vec<Step>,
+    pub consts: Vec<f32>,
+    pub scratch: usize,
+}
+
+struct Cx<'a> {
+    g: &'a Graph,
+    params: &'a ParamStore,
+    plan: &'a Plan,
+    consts: Vec<f32>,
+    param_off: HashMap<NodeId, usize>,
+}
+
+impl Cx<'_> {
+    fn shape(&self, v: Value) -> Vec<usize> {
+        self.g.value_type(v).map(|t| t.shape.clone()).unwrap_or_default()
+    }
+    fn push(&mut self, data: &[f32]) -> i64 {
+        // keep every block 64-byte aligned relative to the pool start
+        while self.consts.len() % 16 != 0 {
+            self.consts.push(0.0);
+        }
+        let off = self.consts.len();
+        self.consts.extend_from_slice(data);
+        off as i64
+    }
+    fn param(&self, v: Value, what: &str, node: &str) -> Result<&Tensor, JitError> {
+        let name = self.g.op(v.node).param_name().ok_or_else(|| {
+            JitError::Unsupported(format!("{node}: the {what} must be a parameter, not a computed value"))
+        })?;
+        self.params
+            .get(name)
+            .ok_or_else(|| JitError::InvalidGraph(format!("{node}: parameter @{name} is missing")))
+    }
+    fn loc(&mut self, v: Value) -> Loc {
+        let view = self.plan.views[&v];
+        let shape = self.shape(v);
+        let n = shape.first().copied().unwrap_or(1).max(1) as i64;
+        let it = item(&shape) as i64;
+        let (region, base) = match view.home {
+            Home::Storage(s) => (Region::Arena, self.plan.storages[s].offset),
+            Home::Param(id) => {
+                let off = match self.param_off.get(&id) {
+                    Some(o) => *o,
+                    None => {
+                        let name = self.g.op(id).param_name().unwrap_or_default().to_string();
+                        let data = self.params.get(&name).map(|t| t.data.clone()).unwrap_or_default();
+                        let o = self.push(&data) as usize;
+                        self.param_off.insert(id, o);
+                        o
+                    }
+                };
+                (Region::Const, off)
+            }
+        };
+        let off = (base + view.off) as i64;
+        let bstride = view.bstride as i64;
+        Loc { region, off, bstride, lo: off, hi: off + (n - 1) * bstride + it }
+    }
+}
+
+fn dims(s: &[usize]) -> (i64, i64, i64) {
+    // [n, rows, len] for pointwise kernels
+    match s.len() {
+        0 => (1, 1, 1),
+        1 => (s[0] as i64, 1, 1),
+        _ => (s[0] as i64, s[1] as i64, s[2..].iter().product::<usize>() as i64),
+    }
+}
+
+fn strides_of(shape: &[usize], bstride: i64) -> Vec<i64> {
+    let mut st = vec![0i64; shape.len()];
+    let mut acc = 1i64;
+    for d in (0..shape.len()).rev() {
+        st[d] = acc;
+        acc *= shape[d] as i64;
+    }
+    if !st.is_empty() {
+        st[0] = bstride;
+    }
+    st
+}
+
+fn pack_panels(w: &[f32], rows: usize, k: usize, mr: usize, out: &mut Vec<f32>) {
+    let nmp = rows.div_ceil(mr);
+    for mp in 0..nmp {
+        for kk in 0..k {
+            for r in 0..mr {
+                let m = mp * mr + r;
+                out.push(if m < rows { w[m * k + kk] } else { 0.0 });
+            }
+        }
+    }
+}
+
+/// Emits every kernel of the graph into `jit`. `fault`: a node whose kernels
+/// store past the arena (the checked-mode test hook).
+pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: Option<NodeId>) -> Result<Lowered, JitError> {
+    let mut cx = Cx { g, params, plan, consts: Vec::new(), param_off: HashMap::new() };
+    let mut steps = Vec::new();
+    let mut scratch = 16usize;
+    let (mr, nr) = (jit.tile.mr as i64, jit.tile.nr as i64);
+    for &id in &plan.order {
+        let node = g.describe(id);
+        let realise = plan.realise[&id];
+        if matches!(realise, Realise::Alias | Realise::Nothing) {
+            continue;
+        }
+        let out = Value { node: id, port: 0 };
+        let ops = g.operands(id);
+        let oshape = cx.shape(out);
+        let shift = if fault == Some(id) { plan.arena_len as i64 + 4096 } else { 0 };
+        let mut emit = |jit: &mut Jit, kind: &str, tiles: usize, f: &mut dyn FnMut(&mut crate::codegen::Em, u32)| -> Result<(), JitError> {
+            let tag = steps.len() as u32 + 1;
+            let k = jit.kernel(kind, tag, shift, |em| {
+                f(em, tag);
+                Ok(())
+            })?;
+            steps.push(Step { kernel: k, tiles, node: node.clone() });
+            Ok(())
+        };
+        let y = cx.loc(out);
+        match g.op(id).clone() {
+            Op::Input(_) | Op::Param(_) => {}
+            Op::Conv2d(c) => {
+                let xs = cx.shape(ops[0]);
+                let x = cx.loc(ops[0]);
+                let (n, cin, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+                let (o, oh, ow) = (oshape[1], oshape[2], oshape[3]);
+                let groups = c.groups;
+                let (og, cg) = (o / groups, cin / groups);
+                let k = cg * c.kernel[0] * c.kernel[1];
+                let wt = cx.param(ops[1], "weight", &node)?.data.clone();
+                let mut packed = Vec::new();
+                for gi in 0..groups {
+                    pack_panels(&wt[gi * og * k..(gi + 1) * og * k], og, k, mr as usize, &mut packed);
+                }
+                let a_off = cx.push(&packed);
+                let bias = match c.bias_slot() {
+                    Some(s) => {
+                        let b = cx.param(ops[s], "bias", &node)?.data.clone();
+                        Some(cx.push(&b))
+                    }
+                    None => None,
+                };
+                let res = c.residual_slot().map(|s| cx.loc(ops[s]));
+                let spec = GemmSpec {
+                    n: n as i64,
+                    groups: groups as i64,
+                    mg: og as i64,
+                    k: k as i64,
+                    p: (oh * ow) as i64,
+                    mr,
+                    nr,
+                    mb: (256 + mr - 1) / mr,
+                    a_off,
+                    a_len: packed.len() as i64,
+                    bias,
+                    relu: c.epilogue.relu,
+                    x,
+                    y,
+                    res,
+                    cm: (oh * ow) as i64,
+                    cp: 1,
+                    gather: Gather::Conv {
+                        h: h as i64,
+                        w: w as i64,
+                        cg: cg as i64,
+                        kh: c.kernel[0] as i64,
+                        kw: c.kernel[1] as i64,
+                        sh: c.stride[0] as i64,
+                        sw: c.stride[1] as i64,
+                        pt: c.pad[0] as i64,
+                        pl: c.pad[1] as i64,
+                        dh: c.dilation[0] as i64,
+                        dw: c.dilation[1] as i64,
+                        ow: ow as i64,
+                    },
+                };
+                scratch = scratch.max(spec.scratch());
+                emit(jit, "conv2d", spec.tiles(), &mut |em, _| spec.emit(em))?;
+            }
+            Op::Dense(d) => {
+                let xs = cx.shape(ops[0]);
+                let x = cx.loc(ops[0]);
+                let (nb, k) = (xs[0], xs[1]);
+                let m = oshape[1];
+                let wt = cx.param(ops[1], "weight", &node)?.data.clone();
+                let mut packed = Vec::new();
+                pack_panels(&wt, m, k, mr as usize, &mut packed);
+                let a_off = cx.push(&packed);
+                let bias = if d.bias {
+                    let b = cx.param(ops[2], "bias", &node)?.data.clone();
+                    Some(cx.push(&b))
+                } else {
+                    None
+                };
+                let spec = GemmSpec {
+                    n: 1,
+                    groups: 1,
+                    mg: m as i64,
+                    k: k as i64,
+                    p: nb as i64,
+                    mr,
+                    nr,
+                    mb: (256 + mr - 1) / mr,
+                    a_off,
+                    a_len: packed.len() as i64,
+                    bias,
+                    relu: false,
+                    x,
+                    y,
+                    res: None,
+                    cm: 1,
+                    cp: y.bstride,
+                    gather: Gather::Dense,
+                };
+                scratch = scratch.max(spec.scratch());
+                emit(jit, "dense", spec.tiles(), &mut |em, _| spec.emit(em))?;
+            }
+            Op::BatchNorm(b) => {
+                if b.training {
+                    return Err(JitError::Unsupported(format!(
+                        "{node}: batch_norm in training mode (batch statistics) is not lowered by the forward backend; \
+                         compile the inference graph (training = false) or fold it with fold-bn"
+                    )));
+                }
+                let get = |cx: &Cx, s: usize, what: &str| cx.param(ops[s], what, &node).map(|t| t.data.clone());
+                let (wt, bi, mean, var) = (get(&cx, 1, "weight")?, get(&cx, 2, "bias")?, get(&cx, 3, "running_mean")?, get(&cx, 4, "running_var")?);
+                let scale: Vec<f32> =
+                    (0..wt.len()).map(|c| (wt[c] as f64 / (var[c] as f64 + b.eps as f64).sqrt()) as f32).collect();
+                let shift: Vec<f32> = (0..wt.len()).map(|c| (bi[c] as f64 - mean[c] as f64 * scale[c] as f64) as f32).collect();
+                let so = cx.push(&scale);
+                let ho = cx.push(&shift);
+                let x = cx.loc(ops[0]);
+                let (n, rows, len) = dims(&oshape);
+                let spec = PwSpec { n, rows, len, rpt: (8192 / len).max(1), x, y, op: Pw::Affine { scale: so, shift: ho } };
+                emit(jit, "batch_norm", spec.tiles(), &mut |em, _| spec.emit(em))?;
+            }
+            Op::Relu(_) | Op::Add(_) => {
+                let x = cx.loc(ops[0]);
+                let op = if ops.len() == 2 { Pw::Add(cx.loc(ops[1])) } else { Pw::Relu };
+                let (n, rows, len) = dims(&oshape);
+                let spec = PwSpec { n, rows, len, rpt: (8192 / len).max(1), x, y, op };
+                emit(jit, g.op(id).kind(), spec.tiles(), &mut |em, _| spec.emit(em))?;
+            }
+            Op::MaxPool(_) | Op::AvgPool(_) => {
+                let xs = cx.shape(ops[0]);
+                let x = cx.loc(ops[0]);
+                let (kernel, stride, pad, max, cip) = match g.op(id) {
+                    Op::MaxPool(m) => (m.kernel, m.stride, m.pad, true, false),
+                    Op::AvgPool(a) => (a.kernel, a.stride, a.pad, false, a.count_include_pad),
+                    _ => unreachable!(),
+                };
+                let i = |v: usize| v as i64;
+                let spec = PoolSpec {
+                    n: i(xs[0]),
+                    c: i(xs[1]),
+                    h: i(xs[2]),
+                    w: i(xs[3]),
+                    oh: i(oshape[2]),
+                    ow: i(oshape[3]),
+                    kernel: [i(kernel[0]), i(kernel[1])],
+                    stride: [i(stride[0]), i(stride[1])],
+                    pad: [i(pad[0]), i(pad[1]), i(pad[2]), i(pad[3])],
+                    max,
+                    count_include_pad: cip,
+                    x,
+                    y,
+                };
+                emit(jit, g.op(id).kind(), spec.tiles(), &mut |em, _| spec.emit(em))?;
+            }
+            Op::GlobalAvgPool(_) => {
+                let xs = cx.shape(ops[0]);
+                let x = cx.loc(ops[0]);
+                let hw = (xs[2] * xs[3]) as i64;
+                let spec = GapSpec { n: xs[0] as i64, c: xs[1] as i64, hw, cpt: (4096 / hw).max(1), x, y };
+                emit(jit, "global_avg_pool", spec.tiles(), &mut |em, _| spec.emit(em))?;
+            }
+            Op::Lrn(l) => {
+                let x = cx.loc(ops[0]);
+                let (n, c, plane) = dims(&oshape);
+                let spec = LrnSpec { n, c, plane, size: l.size as i64, alpha: l.alpha, beta: l.beta, k: l.k, x, y };
+                emit(jit, "lrn", spec.tiles(), &mut |em, _| spec.emit(em))?;
+            }
+            Op::Softmax(s) => {
+                let x = cx.loc(ops[0]);
+                let a = s.axis;
+                let outer: usize = oshape[..a].iter().product();
+                let spec = SoftmaxSpec {
+                    outer: outer as i64,
+                    outer_per_item: if a == 0 { 0 } else { (outer / oshape[0]) as i64 },
+                    len: oshape[a] as i64,
+                    inner: oshape[a + 1..].iter().product::<usize>() as i64,
+                    x,
+                    y,
+                };
+                emit(jit, "softmax", spec.tiles(), &mut |em, _| spec.emit(em))?;
+            }
+            Op::SoftmaxCrossEntropy(s) => {
+                let xs = cx.shape(ops[0]);
+                let spec = SceSpec {
+                    n: xs[0] as i64,
+                    c: xs[1] as i64,
+                    smoothing: s.label_smoothing,
+                    logits: cx.loc(ops[0]),
+                    labels: cx.loc(ops[1]),
+                    y,
+                };
+                emit(jit, "softmax_cross_entropy", 1, &mut |em, tag| spec.emit(em, tag))?;
+            }
+            Op::Concat(c) => {
+                let ostr = strides_of(&oshape, y.bstride);
+                let mut start = 0usize;
+                for (slot, v) in ops.iter().enumerate() {
+                    let s = cx.shape(*v);
+                    if !plan.in_place_concat.contains(&(id, slot)) {
+                        let x = cx.loc(*v);
+                        let istr = strides_of(&s, x.bstride);
+                        let axes = (0..s.len())
+                            .map(|d| Axis { out_dim: s[d] as i64, a: 1, b: 0, in_dim: s[d] as i64, in_stride: istr[d], out_stride: ostr[d] })
+                            .collect();
+                        let yo = y.off + start as i64 * ostr[c.axis];
+                        let spec = CopySpec { axes, pad: 0.0, x, y: Loc { off: yo, ..y } };
+                        emit(jit, "concat_copy", spec.tiles(), &mut |em, _| spec.emit(em))?;
+                    }
+                    start += s[c.axis];
+                }
+            }
+            Op::Dropout(_) | Op::Reshape(_) | Op::Flatten(_) => {
+                // CopyThenView: make the operand contiguous; the output reinterprets it.
+                let s = cx.shape(ops[0]);
+                let x = cx.loc(ops[0]);
+                let istr = strides_of(&s, x.bstride);
+                let ostr = strides_of(&s, item(&s) as i64);
+                let axes = (0..s.len())
+                    .map(|d| Axis { out_dim: s[d] as i64, a: 1, b: 0, in_dim: s[d] as i64, in_stride: istr[d], out_stride: ostr[d] })
+                    .collect();
+                let spec = CopySpec { axes, pad: 0.0, x, y };
+                emit(jit, "contiguous_copy", spec.tiles(), &mut |em, _| spec.emit(em))?;
+            }
+            Op::Pad(pd) => {
+                let s = cx.shape(ops[0]);
+                let x = cx.loc(ops[0]);
+                let istr = strides_of(&s, x.bstride);
+                let ostr = strides_of(&oshape, y.bstride);
+                let r = s.len();
+                let axes = (0..r)
+                    .map(|d| Axis {
+                        out_dim: oshape[d] as i64,
+                        a: 1,
+                        b: -(pd.pads[d] as i64),
+                        in_dim: s[d] as i64,
+                        in_stride: istr[d],
+                        out_stride: ostr[d],
+                    })
+                    .collect();
+                let spec = CopySpec { axes, pad: pd.value, x, y };
+                emit(jit, "pad", spec.tiles(), &mut |em, _| spec.emit(em))?;
+            }
+            Op::Slice(sl) => {
+                let s = cx.shape(ops[0]);
+                let x = cx.loc(ops[0]);
+                let istr = strides_of(&s, x.bstride);
+                let ostr = strides_of(&oshape, y.bstride);
+                let axes = (0..s.len())
+                    .map(|d| {
+                        let (a, b) = if d == sl.axis { (sl.step as i64, sl.start as i64) } else { (1, 0) };
+                        Axis { out_dim: oshape[d] as i64, a, b, in_dim: s[d] as i64, in_stride: istr[d], out_stride: ostr[d] }
+                    })
+                    .collect();
+                let spec = CopySpec { axes, pad: 0.0, x, y };
+                emit(jit, "slice", spec.tiles(), &mut |em, _| spec.emit(em))?;
+            }
+        }
+    }
+    Ok(Lowered { steps, consts: cx.consts, scratch })
+}
+
+/// The location of a graph input or output, for the executor's copies.
+pub fn io_loc(g: &Graph, params: &ParamStore, plan: &Plan, consts: &mut Vec<f32>, v: Value) -> (TensorType, Loc) {
+    let mut cx = Cx { g, params, plan, consts: std::mem::take(consts), param_off: HashMap::new() };
+    let l = cx.loc(v);
+    *consts = cx.consts;
+    (g.value_type(v).cloned().unwrap_or_else(|| TensorType::f32(Vec::<usize>::new())), l)
+}
