@@ -15,3 +15,4 @@ pub mod load;
 pub use kiln_interp as interp;
 pub use kiln_ir as ir;
 pub use kiln_models as models;
+pub use kiln_passes as passes;

@@ -148,3 +148,39 @@ fn zoo_run_on_conformance_weights_reproduces_pytorch() {
     let rel = found.max_abs_diff(&expected).unwrap() / expected.max_abs();
     assert!(rel < 1e-4, "relative error {rel:.3e}");
 }
+
+#[test]
+fn passes_on_summary_run_and_opt() {
+    let text = ok(&["summary", "resnet50", "--passes", "fold-bn,fuse-residual,dce", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ops = doc["ops"].as_object().unwrap();
+    assert!(!ops.contains_key("batch_norm") && !ops.contains_key("add"), "{ops:?}");
+    assert_eq!(doc["macs"], 4_089_184_256u64);
+    // The optimized block still matches PyTorch.
+    let out = tmp("bottleneck.opt.npy");
+    ok(&[
+        "run",
+        "tests/data/resnet_bottleneck.kir",
+        "--passes",
+        "fold-bn,fuse-residual,dce",
+        "--weights",
+        "tests/data/resnet_bottleneck.weights.safetensors",
+        "--input",
+        "tests/data/resnet_bottleneck.input.npy",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    let found = kiln::ir::npy::read_npy(&out).unwrap();
+    let expected = kiln::ir::npy::read_npy(root().join("tests/data/resnet_bottleneck.output.npy")).unwrap();
+    assert!(found.max_abs_diff(&expected).unwrap() / expected.max_abs() < 1e-5);
+    // opt emits a graph that loads back, and --stats reports each pass.
+    let kir = tmp("googlenet.opt.kir");
+    let out = kiln(&["opt", "googlenet", "--passes", "fold-bn,dce", "--stats", "-o", kir.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    assert!(stats.contains("folded 57 batch norms"), "{stats}");
+    let summary = ok(&["summary", kir.to_str().unwrap(), "--json"]);
+    assert!(!summary.contains("\"batch_norm\""));
+    let err = fails(&["summary", "resnet18", "--passes", "fold-bn,fuse-residul"]);
+    assert!(err.contains("fuse-residul") && err.contains("fuse-residual"), "{err}");
+}

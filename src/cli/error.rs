@@ -14,6 +14,8 @@ pub enum CliError {
     Npy(#[from] kiln_ir::npy::NpyError),
     #[error(transparent)]
     Interp(#[from] kiln_interp::InterpError),
+    #[error(transparent)]
+    Pass(#[from] kiln_passes::RunError),
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: std::io::Error },
     #[error("{0}")]

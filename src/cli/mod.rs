@@ -1,8 +1,18 @@
 //! The `kiln` subcommands, one file each.
 
+/// Appends a line to a `String` buffer (printed at the end with
+/// `write_output`, which tolerates a closed pipe).
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 mod dump;
 mod error;
 mod models;
+mod opt;
 mod run;
 mod summary;
 
@@ -25,6 +35,9 @@ pub struct ModelArgs {
     pub model: String,
     #[command(flatten)]
     pub options: ModelOptions,
+    /// Passes to run first, e.g. `fold-bn,fuse-residual,dce` (see `kiln passes`).
+    #[arg(long)]
+    pub passes: Option<String>,
     /// Weights (safetensors). Without it, zoo models get seeded random weights.
     #[arg(long)]
     pub weights: Option<String>,
@@ -37,20 +50,26 @@ pub struct ModelArgs {
 pub enum Command {
     /// List the model zoo: one line a model, with its paper, parameters and MACs.
     Models,
+    /// List the registered passes.
+    Passes,
     /// A table of every node (op, output shape, params, MACs) and the totals.
     Summary(summary::SummaryArgs),
     /// Write the graph as text, JSON, Graphviz DOT or SVG.
     Dump(dump::DumpArgs),
     /// Run a model on `.npy` inputs with the reference interpreter.
     Run(run::RunArgs),
+    /// Optimize a model with a pass pipeline and emit the result.
+    Opt(opt::OptArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Models => models::list_models(),
+        Command::Passes => opt::list_passes(),
         Command::Summary(a) => summary::summary(a),
         Command::Dump(a) => dump::dump(a),
         Command::Run(a) => run::run(a),
+        Command::Opt(a) => opt::opt(a),
     }
 }
 
@@ -73,6 +92,8 @@ pub(crate) fn write_output(path: Option<&str>, text: &str) -> Result<(), CliErro
 pub(crate) struct Prepared {
     pub graph: kiln_ir::Graph,
     pub params: kiln_ir::ParamStore,
+    /// Seeds the random choices of passes (fresh weights of structural factorization).
+    pub seed: u64,
 }
 
 /// Loads the model, its weights (the file, or seeded random weights) and runs
@@ -87,5 +108,9 @@ pub(crate) fn prepare(args: &ModelArgs) -> Result<Prepared, CliError> {
         }
         None => kiln_models::init_params(&graph, args.seed),
     };
-    Ok(Prepared { graph, params })
+    let mut prepared = Prepared { graph, params, seed: args.seed };
+    if let Some(pipeline) = &args.passes {
+        opt::run_pipeline(&mut prepared, pipeline, &opt::Printing::None)?;
+    }
+    Ok(prepared)
 }

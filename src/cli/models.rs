@@ -3,12 +3,13 @@ use kiln_ir::cost::si;
 
 /// `kiln models`: one line a model.
 pub fn list_models() -> Result<(), CliError> {
-    println!("{:<18} {:>9} {:>8}  {:<6} paper", "name", "params", "MACs", "input");
+    let mut out = String::new();
+    say!(out, "{:<18} {:>9} {:>8}  {:<6} paper", "name", "params", "MACs", "input");
     for info in kiln_models::zoo() {
         let config = kiln_models::Config::default_for(info.name).map_err(crate::load::LoadError::from)?;
         let graph = kiln_models::build(info.name, &config).map_err(crate::load::LoadError::from)?;
         let cost = kiln_ir::cost::cost(&graph);
-        println!(
+        say!(out, 
             "{:<18} {:>9} {:>8}  {:<6} {}",
             info.name,
             si(cost.params),
@@ -17,5 +18,5 @@ pub fn list_models() -> Result<(), CliError> {
             info.paper
         );
     }
-    Ok(())
+    super::write_output(None, &out)
 }

@@ -75,7 +75,12 @@ pub fn opt(args: OptArgs) -> Result<(), CliError> {
         eprint!("{runs}");
         for run in &runs.passes {
             for d in &run.report.details {
-                eprintln!("  {}: {d}", run.name);
+                let outcome = match d.outcome {
+                    kiln_passes::Outcome::Changed => "changed",
+                    kiln_passes::Outcome::Left => "left",
+                };
+                let metrics: String = d.metrics.iter().map(|(k, v)| format!(" {k}={v:.4e}")).collect();
+                eprintln!("  {}: {outcome} {}: {}{metrics}", run.name, d.node, d.message);
             }
         }
         let pct = |a: u64, b: u64| if a == 0 { 0.0 } else { 100.0 * (b as f64 - a as f64) / a as f64 };
@@ -100,8 +105,9 @@ pub fn opt(args: OptArgs) -> Result<(), CliError> {
 /// `kiln passes`: every registered pass with its options.
 pub fn list_passes() -> Result<(), CliError> {
     let registry = Registry::builtin();
+    let mut out = String::new();
     for name in registry.names() {
-        println!("{:<16} {}", name, registry.summary(name).unwrap_or(""));
+        say!(out, "{:<16} {}", name, registry.summary(name).unwrap_or(""));
     }
-    Ok(())
+    write_output(None, &out)
 }

@@ -1,4 +1,4 @@
-use super::{prepare, CliError, ModelArgs};
+use super::{prepare, write_output, CliError, ModelArgs};
 use kiln_ir::cost::{cost, grouped, si};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -15,6 +15,7 @@ pub struct SummaryArgs {
 
 pub fn summary(args: SummaryArgs) -> Result<(), CliError> {
     let p = prepare(&args.model)?;
+    let mut out = String::new();
     let g = &p.graph;
     let c = cost(g);
     let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
@@ -48,13 +49,13 @@ pub fn summary(args: SummaryArgs) -> Result<(), CliError> {
             "ops": ops,
             "layers": nodes,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON of plain values"));
-        return Ok(());
+        say!(out, "{}", serde_json::to_string_pretty(&doc).expect("JSON of plain values"));
+        return write_output(None, &out);
     }
     let width = c.nodes.iter().map(|(id, _)| describe(*id).len()).max().unwrap_or(4).max(4);
-    println!("{:<width$}  {:<22}  {:>12}  {:>14}", "node", "output", "params", "MACs");
+    say!(out, "{:<width$}  {:<22}  {:>12}  {:>14}", "node", "output", "params", "MACs");
     for (id, nc) in &c.nodes {
-        println!(
+        say!(out, 
             "{:<width$}  {:<22}  {:>12}  {:>14}",
             describe(*id),
             shape(*id),
@@ -62,12 +63,12 @@ pub fn summary(args: SummaryArgs) -> Result<(), CliError> {
             if nc.macs > 0 { grouped(nc.macs) } else { String::new() },
         );
     }
-    println!();
-    println!("nodes   {}", g.node_count());
-    println!("params  {} ({})", grouped(c.params), si(c.params));
-    println!("MACs    {} ({})", grouped(c.macs), si(c.macs));
-    println!("activations {} bytes", grouped(c.activation_bytes));
+    say!(out, "");
+    say!(out, "nodes   {}", g.node_count());
+    say!(out, "params  {} ({})", grouped(c.params), si(c.params));
+    say!(out, "MACs    {} ({})", grouped(c.macs), si(c.macs));
+    say!(out, "activations {} bytes", grouped(c.activation_bytes));
     let counts: Vec<String> = ops.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    println!("ops     {}", counts.join(", "));
-    Ok(())
+    say!(out, "ops     {}", counts.join(", "));
+    write_output(None, &out)
 }
