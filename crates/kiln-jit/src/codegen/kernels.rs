@@ -747,7 +747,7 @@ impl SceSpec {
             let exact = em.b.ins().fcmp(FloatCC::Equal, back, lab);
             let inr = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, li, s.c);
             let ok = em.b.ins().band(exact, inr);
-            let bad = em.b.ins().bnot(ok);
+            let bad = em.b.ins().bxor_imm(ok, 1); // bnot would turn 1 into 0xfe, still true
             em.when(bad, |em| em.fail(BAD_LABEL + tag));
             let zero = em.c(0);
             let li = em.b.ins().select(ok, li, zero);
