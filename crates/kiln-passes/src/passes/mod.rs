@@ -3,12 +3,14 @@
 mod canonicalize;
 mod cse;
 mod dce;
+mod factorize;
 mod fold_bn;
 mod fuse_residual;
 
 pub use canonicalize::Canonicalize;
 pub use cse::Cse;
 pub use dce::Dce;
+pub use factorize::{Factorize, Into as FactorizeInto, Mode as FactorizeMode};
 pub use fold_bn::FoldBn;
 pub use fuse_residual::FuseResidual;
 
@@ -34,6 +36,12 @@ pub(crate) fn register_builtin(r: &mut Registry) {
     for (name, summary, make) in simple {
         r.register_simple(name, summary, make).expect("built-in names are valid and distinct");
     }
+    r.register(
+        "factorize",
+        "5x5 conv -> 3x3 + 3x3, or nxn -> 1xn + nx1; mode=structural|fit|exact, into=3x3|1xn, width, iterations, bn, prefix",
+        Factorize::from_options,
+    )
+    .expect("built-in names are valid and distinct");
 }
 
 /// The tensor of parameter `name`, or the error naming it and its user.
