@@ -27,6 +27,7 @@ mod print;
 
 pub use parse::parse;
 pub use print::print;
+pub(crate) use print::{inline_attributes, quote};
 
 use thiserror::Error;
 

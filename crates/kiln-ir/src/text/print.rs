@@ -107,6 +107,14 @@ pub(crate) fn attributes(op: &Op) -> Map<String, Json> {
     }
 }
 
+/// The attributes as the text format writes them, without the braces
+/// (`axis=1`, `p=0.4`); empty for an op without attributes.
+pub(crate) fn inline_attributes(op: &Op) -> String {
+    let mut out = String::new();
+    record(&attributes(op), &mut out);
+    out[1..out.len() - 1].to_string()
+}
+
 fn param_ref(name: &str, out: &mut String) {
     out.push('@');
     if !name.is_empty() && name.chars().all(is_name_char) {
