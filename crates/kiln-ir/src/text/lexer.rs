@@ -30,9 +30,10 @@ impl<'a> Cursor<'a> {
         TextError { line: self.line, column, message: message.into() }
     }
 
-    /// `expected {what}, found {what is here}`, at the cursor.
+    /// `expected {what}, found {what is here}`, at the cursor (past spaces).
     pub fn expected(&self, what: &str) -> TextError {
-        self.err(format!("expected {what}, found {}", self.found()))
+        let spaces = self.rest().len() - self.rest().trim_start_matches([' ', '\t', '\r']).len();
+        self.err_at(self.pos + spaces, format!("expected {what}, found {}", self.found()))
     }
 
     pub fn rest(&self) -> &'a str {

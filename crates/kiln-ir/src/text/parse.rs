@@ -129,6 +129,7 @@ impl Parser {
         let kind_at = c.pos;
         let kind = c.word();
         let (op, operands) = if kind == "input" {
+            c.skip_spaces();
             let name_at = c.pos;
             let name = c.string()?;
             if !self.inputs.insert(name.clone()) {
