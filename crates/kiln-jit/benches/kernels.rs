@@ -94,7 +94,7 @@ fn compile_time(c: &mut Criterion) {
     for model in ["resnet50", "inception-v3"] {
         let g = build(model, &Config::default_for(model).unwrap()).unwrap();
         let p = init_params(&g, 1);
-        group.bench_function(*model, |b| b.iter(|| compile(&g, &p, &Options { threads: 2, ..Default::default() }).unwrap()));
+        group.bench_function(model, |b| b.iter(|| compile(&g, &p, &Options { threads: 2, ..Default::default() }).unwrap()));
     }
     group.finish();
 }

@@ -69,6 +69,13 @@ fn copy_in(arena: &mut [f32], loc: &Loc, shape: &[usize], data: &[f32]) {
 impl CompiledModel {
     /// Runs the model on `inputs`, given in `Graph::inputs()` order.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, JitError> {
+        self.run_profiled(inputs, None)
+    }
+
+    /// `run`, adding each launch's wall time to `times` (one entry per kernel launch,
+    /// labelled with its node) when given: for finding where time goes.
+    #[doc(hidden)]
+    pub fn run_profiled(&self, inputs: &[Tensor], mut times: Option<&mut Vec<(String, Duration)>>) -> Result<Vec<Tensor>, JitError> {
         if inputs.len() != self.inputs.len() {
             return Err(JitError::InputCount { expected: self.inputs.len(), found: inputs.len() });
         }
@@ -96,6 +103,7 @@ impl CompiledModel {
         };
         let sl = self.scratch_len;
         for l in &self.launches {
+            let started = std::time::Instant::now();
             let f = l.f;
             let call = move |p: Ptrs, slot: usize, t: usize| {
                 // SAFETY: the kernel only touches the arena and constant ranges the
@@ -113,6 +121,9 @@ impl CompiledModel {
                         call(base, slot, t)
                     })
                 });
+            }
+            if let Some(t) = times.as_deref_mut() {
+                t.push((l.node.clone(), started.elapsed()));
             }
         }
         let code = status.load(Ordering::SeqCst);

@@ -283,7 +283,8 @@ impl GemmSpec {
                             for j in 0..kw {
                                 let krow0 = em.mul(c, kh * kw * nr);
                                 let krow = em.add(krow0, (i * kw + j) * nr);
-                                em.for_c(0, nr, 1, |em, t| {
+                                // one element: the general path (padding, strides, dilation)
+                                let one = |em: &mut Em, t: Value| {
                                     let a = em.add(t, sint);
                                     let pa = em.ptr(Region::Scratch, a, srange, 1);
                                     let ihb = em.b.ins().sload32(super::VF, pa, 0);
@@ -304,7 +305,50 @@ impl GemmSpec {
                                     let v = em.b.ins().select(ok, v, z);
                                     let dof = em.iadd(krow, t);
                                     em.st(Region::Scratch, dof, srange, v);
-                                });
+                                };
+                                if sw == 1 && dw == 1 {
+                                    // Stride 1: four pixels of one output row, all inside the
+                                    // input, are four consecutive input floats: one vector copy.
+                                    em.for_c(0, nr, 4, |em, t| {
+                                        let a = em.add(t, sint);
+                                        let pa = em.ptr(Region::Scratch, a, srange, 4);
+                                        let ih0 = em.b.ins().sload32(super::VF, pa, 0);
+                                        let ih3 = em.b.ins().sload32(super::VF, pa, 12);
+                                        let a2 = em.add(t, sint + nr);
+                                        let pw = em.ptr(Region::Scratch, a2, srange, 4);
+                                        let iw0 = em.b.ins().sload32(super::VF, pw, 0);
+                                        let iw3 = em.b.ins().sload32(super::VF, pw, 12);
+                                        let ih = em.add(ih0, i * dh);
+                                        let iw = em.add(iw0, j);
+                                        let iwe = em.add(iw3, j);
+                                        let same = em.b.ins().icmp(IntCC::Equal, ih0, ih3);
+                                        let okh = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, ih, h);
+                                        let okw = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iw, w);
+                                        let oke = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iwe, w);
+                                        let ok = em.b.ins().band(same, okh);
+                                        let ok2 = em.b.ins().band(okw, oke);
+                                        let fast = em.b.ins().band(ok, ok2);
+                                        em.if_else(
+                                            fast,
+                                            |em| {
+                                                let ro = em.mul(ih, w);
+                                                let o = em.iadd(ro, iw);
+                                                let o = em.iadd(xc, o);
+                                                let v = em.ldv(x.region, o, x.range());
+                                                let dof = em.iadd(krow, t);
+                                                em.stv(Region::Scratch, dof, srange, v);
+                                            },
+                                            |em| {
+                                                for u in 0..4 {
+                                                    let tu = em.add(t, u);
+                                                    one(em, tu);
+                                                }
+                                            },
+                                        );
+                                    });
+                                } else {
+                                    em.for_c(0, nr, 1, |em, t| one(em, t));
+                                }
                             }
                         }
                     });
