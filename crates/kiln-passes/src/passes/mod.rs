@@ -1,6 +1,7 @@
 //! The built-in passes, one file each, and the helpers they share.
 
 mod canonicalize;
+mod const_fold;
 mod cse;
 mod dce;
 mod factorize;
@@ -8,6 +9,7 @@ mod fold_bn;
 mod fuse_residual;
 
 pub use canonicalize::Canonicalize;
+pub use const_fold::ConstFold;
 pub use cse::Cse;
 pub use dce::Dce;
 pub use factorize::{Factorize, Into as FactorizeInto, Mode as FactorizeMode};
@@ -36,6 +38,10 @@ pub(crate) fn register_builtin(r: &mut Registry) {
     for (name, summary, make) in simple {
         r.register_simple(name, summary, make).expect("built-in names are valid and distinct");
     }
+    r.register_simple("const-fold", "replaces subgraphs whose inputs are all parameters by one parameter, computed with the interpreter", || {
+        Box::new(ConstFold)
+    })
+    .expect("built-in names are valid and distinct");
     r.register(
         "factorize",
         "5x5 conv -> 3x3 + 3x3, or nxn -> 1xn + nx1; mode=structural|fit|exact, into=3x3|1xn, width, iterations, bn, prefix",
