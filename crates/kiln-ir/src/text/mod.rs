@@ -16,8 +16,9 @@
 //! Contracts:
 //! - [`print`] writes the canonical form; `print(&parse(t)?) == t` for every
 //!   canonical `t`, and `parse(&print(g))` rebuilds `g` up to node numbering
-//!   for every graph whose float attributes are finite (the verifier refuses
-//!   the others).
+//!   for every graph the verifier accepts, and for any other graph that is
+//!   acyclic, has no dangling value, one output per source node, unique
+//!   source names and finite float attributes.
 //! - [`parse`] never panics; every error says `line:column: ...`. It checks
 //!   syntax and references, not semantics: run [`crate::verify`] on the result.
 
