@@ -58,7 +58,10 @@ fn count(g: &Graph, kind: &str) -> usize {
 /// Runs `pipeline` on a copy of the graph and weights; asserts the outputs
 /// agree with the original's to [`TOLERANCE`]; returns the new graph and report.
 fn optimize_and_compare(g: &Graph, seed: u64, pipeline: &str) -> Result<(Graph, RunReport), TestCaseError> {
-    let p = weights(g, seed);
+    optimize_and_compare_with(g, weights(g, seed), seed, pipeline)
+}
+
+fn optimize_and_compare_with(g: &Graph, p: ParamStore, seed: u64, pipeline: &str) -> Result<(Graph, RunReport), TestCaseError> {
     let x = inputs(g, seed);
     let before = kiln_interp::run(g, &p, &x).map_err(|e| TestCaseError::fail(format!("before: {e}")))?;
     let mut g2 = g.clone();
@@ -192,6 +195,63 @@ proptest! {
         prop_assert_eq!(report.counter("folded", "batch norm"), expected as u64, "{}", report);
         prop_assert_eq!(count(&g2, "batch_norm"), 2 - expected);
         prop_assert_eq!(report.details.len(), 2, "one detail per BatchNorm, folded or left");
+    }
+
+    /// BN -> conv: folds into the conv when the conv does not pad (or the
+    /// shift is zero), is left with a reason naming the padding when it pads;
+    /// BN -> dense always folds. Cases from helper A's tests/rewrites.rs.
+    #[test]
+    fn fold_bn_into_the_layer_after_it_is_exact_or_refused(
+        c in conv_case(), padded in any::<bool>(), zero_shift in any::<bool>(), n in 1usize..=2, h in 5usize..=8,
+        w in 5usize..=8, features in 1usize..=5, classes in 1usize..=4, dense_bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let c = if padded { c } else { ConvCase { pad: [0; 4], ..c } };
+        let padded = c.pad.iter().any(|&p| p > 0);
+        let mut g = Graph::new("bn_before_case");
+        let x = g.add_input("x", TensorType::f32([n, c.cin(), h, w]));
+        let y = bn(&mut g, "bn", x);
+        let y = conv(&mut g, "conv", y, &c);
+        let v = g.add_input("v", TensorType::f32([n, features]));
+        let z = bn(&mut g, "fc_bn", v);
+        let fw = g.add_param("fc.weight", TensorType::f32([classes, features]));
+        let mut fc_operands = vec![z, fw];
+        if dense_bias {
+            fc_operands.push(g.add_param("fc.bias", TensorType::f32([classes])));
+        }
+        let z = g.add(Dense { bias: dense_bias }, &fc_operands).unwrap();
+        g.set_outputs(vec![y, z]);
+
+        let mut p = weights(&g, seed);
+        if zero_shift {
+            // Zero mean and beta: the BN only scales, and even a padded conv takes it.
+            p.insert("bn.running_mean", Tensor::zeros(&[c.cin()]));
+            p.insert("bn.bias", Tensor::zeros(&[c.cin()]));
+        }
+        let (g2, run) = optimize_and_compare_with(&g, p, seed, "fold-bn,dce")?;
+        let report = &run.get("fold-bn").unwrap().report;
+        let conv_takes_it = !padded || zero_shift;
+        prop_assert_eq!(report.counter("folded", "batch norm"), 1 + conv_takes_it as u64, "{:?}", report.details);
+        prop_assert_eq!(count(&g2, "batch_norm"), !conv_takes_it as usize);
+        if !conv_takes_it {
+            let left = report.details.iter().find(|d| d.outcome == kiln_passes::Outcome::Left).unwrap();
+            prop_assert!(left.message.contains("pads"), "{}", left.message);
+        }
+    }
+
+    /// Pre-activation, BN -> ReLU -> conv, is left, with a reason naming the ReLU.
+    #[test]
+    fn fold_bn_leaves_pre_activation_blocks(c in conv_case(), h in 5usize..=7, seed in any::<u64>()) {
+        let mut g = Graph::new("preact_case");
+        let x = g.add_input("x", TensorType::f32([1, c.cin(), h, h]));
+        let y = bn(&mut g, "bn", x);
+        let y = relu(&mut g, y);
+        let y = conv(&mut g, "conv", y, &c);
+        g.set_outputs(vec![y]);
+        let (g2, run) = optimize_and_compare(&g, seed, "fold-bn,dce")?;
+        let report = &run.get("fold-bn").unwrap().report;
+        prop_assert_eq!(report.counter("folded", "batch norm"), 0);
+        prop_assert_eq!(count(&g2, "batch_norm"), 1);
+        prop_assert!(report.details[0].message.contains("pre-activation"), "{}", report.details[0].message);
     }
 
     /// conv (+ BN) + add (+ relu), the shortcut the input itself or a strided
