@@ -23,4 +23,4 @@ mod registry;
 pub use manager::{PassManager, PassRun, RunError, RunReport};
 pub use pass::{Context, Counter, Detail, Figure, Outcome, Pass, PassError, Report};
 pub use pipeline::{choice, parse_pipeline, OptionValue, Options, PassSpec, PipelineError};
-pub use registry::{Factory, Registry, RegistryError};
+pub use registry::{Factory, OptionDoc, Registry, RegistryError};

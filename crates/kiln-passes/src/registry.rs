@@ -5,6 +5,7 @@
 use crate::pass::Pass;
 use crate::pipeline::{parse_pipeline, Options, PassSpec, PipelineError};
 use std::collections::BTreeMap;
+use std::fmt;
 use thiserror::Error;
 
 /// Makes a pass from the options of its pipeline entry. It reads every
@@ -20,8 +21,34 @@ pub enum RegistryError {
     BadName(String),
 }
 
+/// One option of a registered pass, for listings (`kiln passes`) and docs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptionDoc {
+    pub name: String,
+    /// The value used when the option is absent, as pipeline text; empty
+    /// when absence means "not set" (e.g. no prefix filter).
+    pub default: String,
+    /// One line: what it does and the values it takes.
+    pub doc: String,
+}
+
+impl OptionDoc {
+    pub fn new(name: &str, default: &str, doc: &str) -> OptionDoc {
+        OptionDoc { name: name.into(), default: default.into(), doc: doc.into() }
+    }
+}
+
+impl fmt::Display for OptionDoc {
+    /// `mode=structural  structural|fit|exact: ...`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let head = if self.default.is_empty() { self.name.clone() } else { format!("{}={}", self.name, self.default) };
+        write!(f, "{head:<20} {}", self.doc)
+    }
+}
+
 struct Entry {
     summary: String,
+    options: Vec<OptionDoc>,
     factory: Factory,
 }
 
@@ -47,7 +74,24 @@ impl Registry {
 
     /// Adds a pass. `name` is what pipelines write; `summary` is one line for
     /// listings. Refuses a name already taken or not of the form `[a-z][a-z0-9-]*`.
+    /// The factory reads the entry's options with [`Options::get`]; document
+    /// them with [`Registry::register_with_options`].
     pub fn register<F>(&mut self, name: &str, summary: &str, factory: F) -> Result<(), RegistryError>
+    where
+        F: Fn(&mut Options) -> Result<Box<dyn Pass>, PipelineError> + Send + Sync + 'static,
+    {
+        self.register_with_options(name, summary, Vec::new(), factory)
+    }
+
+    /// [`Registry::register`] with the documentation of the options the
+    /// factory reads, for [`Registry::options`] and [`Registry::help`].
+    pub fn register_with_options<F>(
+        &mut self,
+        name: &str,
+        summary: &str,
+        options: Vec<OptionDoc>,
+        factory: F,
+    ) -> Result<(), RegistryError>
     where
         F: Fn(&mut Options) -> Result<Box<dyn Pass>, PipelineError> + Send + Sync + 'static,
     {
@@ -59,7 +103,7 @@ impl Registry {
         if self.entries.contains_key(name) {
             return Err(RegistryError::Duplicate(name.into()));
         }
-        self.entries.insert(name.into(), Entry { summary: summary.into(), factory: Box::new(factory) });
+        self.entries.insert(name.into(), Entry { summary: summary.into(), options, factory: Box::new(factory) });
         Ok(())
     }
 
@@ -79,6 +123,26 @@ impl Registry {
     /// The one-line summary of pass `name`.
     pub fn summary(&self, name: &str) -> Option<&str> {
         self.entries.get(name).map(|e| e.summary.as_str())
+    }
+
+    /// The documented options of pass `name` (empty for an unknown pass or
+    /// one that takes none).
+    pub fn options(&self, name: &str) -> &[OptionDoc] {
+        self.entries.get(name).map_or(&[], |e| e.options.as_slice())
+    }
+
+    /// The listing `kiln passes` prints: every pass with its summary, then
+    /// its options indented, one a line.
+    pub fn help(&self) -> String {
+        let width = self.names().map(str::len).max().unwrap_or(0);
+        let mut out = String::new();
+        for (name, e) in &self.entries {
+            out.push_str(&format!("{name:<width$}  {}\n", e.summary));
+            for o in &e.options {
+                out.push_str(&format!("{:<width$}    {o}\n", ""));
+            }
+        }
+        out
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -184,6 +248,44 @@ mod tests {
         r.register_simple("liar", "x", || Box::new(Named("other"))).unwrap();
         let e = r.parse("liar").err().unwrap();
         assert!(e.message.contains("made a pass named `other`"), "{e}");
+    }
+
+    #[test]
+    fn documented_options_are_the_ones_the_factories_read() {
+        let r = Registry::builtin();
+        for name in r.names() {
+            // Every documented default parses, as written, as that pass's option.
+            let set: Vec<String> =
+                r.options(name).iter().filter(|o| !o.default.is_empty()).map(|o| format!("{}={}", o.name, o.default)).collect();
+            let text = if set.is_empty() { name.to_string() } else { format!("{name}{{{}}}", set.join(",")) };
+            let made = r.parse(&text);
+            assert!(made.is_ok(), "{text}: {}", made.err().unwrap());
+            // And an unknown option is refused with the list of the documented ones.
+            let e = r.parse(&format!("{name}{{zzz=1}}")).err().unwrap();
+            let read: Vec<&str> = match e.message.split_once(" knows ") {
+                Some((_, list)) => list.trim_end_matches(')').split(", ").collect(),
+                None => Vec::new(),
+            };
+            let documented: Vec<&str> = r.options(name).iter().map(|o| o.name.as_str()).collect();
+            assert_eq!(read, documented, "{name}: the options read (from `{e}`) and documented differ");
+        }
+        let help = r.help();
+        assert!(help.contains("factorize") && help.contains("mode=structural"), "{help}");
+        assert_eq!(help.lines().filter(|l| !l.starts_with(' ')).count(), r.names().count());
+    }
+
+    #[test]
+    fn options_of_outside_passes_are_listed() {
+        let mut r = Registry::new();
+        let docs = vec![OptionDoc::new("level", "2", "how hard to try, 0 to 3")];
+        r.register_with_options("tidy", "tidies", docs, |o| {
+            let _: usize = o.get_or("level", 2)?;
+            Ok(Box::new(Named("tidy")))
+        })
+        .unwrap();
+        assert_eq!(r.options("tidy")[0].to_string(), format!("{:<20} how hard to try, 0 to 3", "level=2"));
+        assert!(r.options("nope").is_empty());
+        assert_eq!(r.help(), format!("tidy  tidies\n        {:<20} how hard to try, 0 to 3\n", "level=2"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use fold_bn::FoldBn;
 pub use fuse_residual::FuseResidual;
 
 use crate::pass::{Context, PassError};
-use crate::registry::Registry;
+use crate::registry::{OptionDoc, Registry};
 use kiln_ir::{Graph, NodeId, Tensor, Value};
 
 /// Registers every pass of this crate.
@@ -42,9 +42,18 @@ pub(crate) fn register_builtin(r: &mut Registry) {
         Box::new(ConstFold)
     })
     .expect("built-in names are valid and distinct");
-    r.register(
+    let factorize_options = vec![
+        OptionDoc::new("mode", "structural", "structural (fresh layers) | fit (least squares) | exact (same output)"),
+        OptionDoc::new("into", "3x3", "3x3 (5x5 -> 3x3 + 3x3) | 1xn (nxn -> 1xn + nx1)"),
+        OptionDoc::new("width", "1", "middle width as a fraction of the output channels (structural, fit)"),
+        OptionDoc::new("iterations", "20", "alternating least-squares sweeps (fit)"),
+        OptionDoc::new("bn", "false", "BatchNorm + ReLU between the two convs (structural)"),
+        OptionDoc::new("prefix", "", "only convs whose weight name starts with this"),
+    ];
+    r.register_with_options(
         "factorize",
-        "5x5 conv -> 3x3 + 3x3, or nxn -> 1xn + nx1; mode=structural|fit|exact, into=3x3|1xn, width, iterations, bn, prefix",
+        "factorizes 5x5 convs into two 3x3, or nxn into 1xn + nx1 (structural, fit or exact)",
+        factorize_options,
         Factorize::from_options,
     )
     .expect("built-in names are valid and distinct");
