@@ -2,30 +2,12 @@
 //! semantics: ceil-mode windows, count_include_pad, LRN at the channel edges,
 //! label smoothing, groups, dilation, asymmetric padding, the fused epilogue.
 
+mod common;
+
+use common::{close, eval, iota, t};
 use kiln_interp::eval_op;
 use kiln_ir::ops::*;
-use kiln_ir::{Op, Tensor};
-
-fn t(shape: &[usize], data: &[f32]) -> Tensor {
-    Tensor::new(shape.to_vec(), data.to_vec()).expect("shape matches data")
-}
-
-fn iota(shape: &[usize]) -> Tensor {
-    let n: usize = shape.iter().product();
-    t(shape, &(1..=n).map(|v| v as f32).collect::<Vec<_>>())
-}
-
-fn eval(op: impl Into<Op>, operands: &[&Tensor]) -> Tensor {
-    eval_op(&op.into(), operands).expect("the kernel runs").remove(0)
-}
-
-fn close(found: &Tensor, shape: &[usize], expected: &[f32]) {
-    assert_eq!(found.shape, shape);
-    for (i, (f, e)) in found.data.iter().zip(expected).enumerate() {
-        assert!((f - e).abs() <= 1e-5 * e.abs().max(1.0), "element {i}: {f} != {e}\n{:?}", found.data);
-    }
-    assert_eq!(found.data.len(), expected.len());
-}
+use kiln_ir::Tensor;
 
 fn conv(k: usize, s: usize, p: usize) -> Conv2d {
     Conv2d::new(k, s, p)
@@ -235,6 +217,145 @@ fn a_bad_label_is_an_error_naming_the_row() {
     for bad in [3.0, -1.0, 0.5, f32::NAN] {
         let labels = t(&[2], &[0., bad]);
         let e = eval_op(&SoftmaxCrossEntropy { label_smoothing: 0.0 }.into(), &[&logits, &labels]).unwrap_err().to_string();
-        assert!(e.contains("row 1") || e.contains("1"), "{e}");
+        assert!(e.contains(&format!("label {bad} of row 1")) && e.contains("[0, 3)"), "{e}");
     }
+}
+
+#[test]
+fn conv_batches_and_output_channels() {
+    // Kernel 0 = [[1, 2], [3, 4]]; kernel 1 picks the bottom-right tap. The
+    // second image is the first negated.
+    let x = t(&[2, 1, 3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9., -1., -2., -3., -4., -5., -6., -7., -8., -9.]);
+    let w = t(&[2, 1, 2, 2], &[1., 2., 3., 4., 0., 0., 0., 1.]);
+    let y = eval(conv(2, 1, 0), &[&x, &w]);
+    // y00 = 1*1 + 2*2 + 4*3 + 5*4 = 37, y01 = 2 + 6 + 15 + 24 = 47, y10 = 67, y11 = 77.
+    let expected = [37., 47., 67., 77., 5., 6., 8., 9., -37., -47., -67., -77., -5., -6., -8., -9.];
+    close(&y, &[2, 2, 2, 2], &expected);
+}
+
+#[test]
+fn conv_dilation_and_stride_on_both_axes() {
+    // x[i][j] = 5i + j + 1 on 5x5; 2x2 kernel [[1, 10], [100, 1000]] dilated by 2
+    // (taps 2 apart), stride 2: y[r][q] = x[2r][2q] + 10 x[2r][2q+2] + 100 x[2r+2][2q] + 1000 x[2r+2][2q+2].
+    let mut c = conv(2, 2, 0);
+    c.dilation = [2, 2];
+    let y = eval(c, &[&iota(&[1, 1, 5, 5]), &t(&[1, 1, 2, 2], &[1., 10., 100., 1000.])]);
+    // r=0,q=0: 1 + 30 + 1100 + 13000.
+    close(&y, &[1, 1, 2, 2], &[14131., 16353., 25241., 27463.]);
+}
+
+#[test]
+fn grouped_conv_with_several_channels_per_group() {
+    // 4 input channels [1, 2, 3, 4], groups 2, 4 outputs: outputs 0-1 read
+    // channels 0-1, outputs 2-3 read channels 2-3.
+    let mut c = conv(1, 1, 0);
+    c.groups = 2;
+    let w = t(&[4, 2, 1, 1], &[1., 10., 100., 1000., 2., 20., 3., 30.]);
+    let y = eval(c, &[&t(&[1, 4, 1, 1], &[1., 2., 3., 4.]), &w]);
+    // 1 + 20, 100 + 2000, 2*3 + 20*4, 3*3 + 30*4.
+    close(&y, &[1, 4, 1, 1], &[21., 2100., 86., 129.]);
+}
+
+#[test]
+fn partial_epilogues_equal_the_unfused_ops_bit_for_bit() {
+    let x = common::random(&[2, 4, 7, 6], 1);
+    let w = common::random(&[6, 2, 3, 3], 2);
+    let b = common::random(&[6], 3);
+    let mut plain = Conv2d { kernel: [3, 3], stride: [2, 1], pad: [1, 0, 2, 1], dilation: [1, 2], groups: 2, bias: true, epilogue: Epilogue::default() };
+    let base = eval(plain.clone(), &[&x, &w, &b]);
+    let r = common::random(&base.shape, 4);
+    plain.epilogue = Epilogue { residual: true, relu: false };
+    common::assert_bits_eq(&eval(plain.clone(), &[&x, &w, &b, &r]), &eval(Add {}, &[&base, &r]));
+    plain.epilogue = Epilogue { residual: false, relu: true };
+    common::assert_bits_eq(&eval(plain.clone(), &[&x, &w, &b]), &eval(Relu {}, &[&base]));
+    plain.epilogue = Epilogue { residual: true, relu: true };
+    let unfused = eval(Relu {}, &[&eval(Add {}, &[&base, &r])]);
+    common::assert_bits_eq(&eval(plain, &[&x, &w, &b, &r]), &unfused);
+}
+
+#[test]
+fn avg_pool_ceil_overhang_with_padding_both_ways() {
+    // Width 6, kernel 3, stride 2, pad 1 each side, ceil: windows start at -1, 1, 3, 5.
+    // The last covers 5 (input), 6 (end padding) and 7 (beyond the padding).
+    let x = t(&[1, 1, 1, 6], &[1., 2., 3., 4., 5., 6.]);
+    let op = |include| AvgPool { kernel: [1, 3], stride: [1, 2], pad: [0, 1, 0, 1], ceil_mode: true, count_include_pad: include };
+    // Counting padding: (0+1+2)/3, (2+3+4)/3, (4+5+6)/3, (6+0)/2: the overhang is not counted.
+    close(&eval(op(true), &[&x]), &[1, 1, 1, 4], &[1., 3., 5., 3.]);
+    // Not counting it: (1+2)/2, 3, 5, 6/1.
+    close(&eval(op(false), &[&x]), &[1, 1, 1, 4], &[1.5, 3., 5., 6.]);
+}
+
+#[test]
+fn max_pool_ceil_mode_partial_windows_on_both_axes() {
+    // 5x5, kernel 2, stride 2, ceil: rows {0,1}, {2,3}, {4}; the same for columns.
+    let y = eval(max_pool(2, 2, 0, true), &[&iota(&[1, 1, 5, 5])]);
+    close(&y, &[1, 1, 3, 3], &[7., 9., 10., 17., 19., 20., 22., 24., 25.]);
+}
+
+#[test]
+fn nan_propagates_through_relu_and_max_pool() {
+    let x = t(&[1, 1, 2, 2], &[f32::NAN, -1., 2., -0.0]);
+    let r = eval(Relu {}, &[&x]);
+    assert!(r.data[0].is_nan());
+    assert_eq!(r.data[1..], [0., 2., 0.]);
+    assert!(eval(max_pool(2, 2, 0, false), &[&x]).data[0].is_nan());
+}
+
+#[test]
+fn softmax_along_the_first_axis() {
+    // Columns [0, 0] and [1, 3]: 1/2, 1/2 and 1/(1+e^2), e^2/(1+e^2).
+    let y = eval(Softmax { axis: 0 }, &[&t(&[2, 2], &[0., 1., 0., 3.])]);
+    let e2 = 2f64.exp();
+    close(&y, &[2, 2], &[0.5, (1.0 / (1.0 + e2)) as f32, 0.5, (e2 / (1.0 + e2)) as f32]);
+}
+
+#[test]
+fn cross_entropy_known_values() {
+    // logits [1, 2, 3], label 2: -log p = log(e + e^2 + e^3) - 3 = 0.40760596.
+    // Smoothing adds eps * (mean over classes of -log p - (-log p[2])) = eps * (3 - mean(x)) = eps.
+    let logits = t(&[1, 3], &[1., 2., 3.]);
+    let labels = t(&[1], &[2.]);
+    let ce = |eps| eval(SoftmaxCrossEntropy { label_smoothing: eps }, &[&logits, &labels]);
+    close(&ce(0.0), &[], &[0.407_605_96]);
+    close(&ce(0.1), &[], &[0.507_605_96]);
+    // eps = 1: only the uniform target remains, lse - mean(x) = 3.40760596 - 2.
+    close(&ce(1.0), &[], &[1.407_606]);
+}
+
+#[test]
+fn batch_norm_on_dense_features() {
+    // [N, C] = [2, 2]: channel 0 holds 1, 3 (mean 2, variance 1), channel 1 holds 0, 0.
+    let x = t(&[2, 2], &[1., 0., 3., 0.]);
+    let ones = Tensor::filled(&[2], 1.0);
+    let zeros = Tensor::zeros(&[2]);
+    let y = eval(BatchNorm { eps: 1e-5, momentum: 0.1, training: true }, &[&x, &ones, &zeros, &zeros, &ones]);
+    let s = 1.0 / (1.0f32 + 1e-5).sqrt();
+    close(&y, &[2, 2], &[-s, 0., s, 0.]);
+}
+
+#[test]
+fn lrn_windows_are_per_spatial_position() {
+    // Rank 3 ([N, C, L]); position 0 holds channels [1, 2], position 1 holds [3, 0].
+    // size 2 (window c-1..c), alpha 2 (alpha/size = 1), beta 0.5, k 1.
+    let x = t(&[1, 2, 2], &[1., 3., 2., 0.]);
+    let y = eval(Lrn { size: 2, alpha: 2.0, beta: 0.5, k: 1.0 }, &[&x]);
+    close(&y, &[1, 2, 2], &[1. / 2f32.sqrt(), 3. / 10f32.sqrt(), 2. / 6f32.sqrt(), 0.]);
+}
+
+#[test]
+fn concat_of_three_on_the_first_axis_and_slices_that_start_inside() {
+    let (a, b) = (iota(&[1, 2]), t(&[2, 2], &[5., 6., 7., 8.]));
+    close(&eval(Concat { axis: 0 }, &[&a, &b, &a]), &[4, 2], &[1., 2., 5., 6., 7., 8., 1., 2.]);
+    let x = iota(&[2, 5]);
+    let s = eval(Slice { axis: 1, start: 1, end: 5, step: 3 }, &[&x]);
+    close(&s, &[2, 2], &[2., 5., 7., 10.]);
+}
+
+#[test]
+fn flatten_at_the_ends_and_pad_on_both_sides() {
+    let x = iota(&[2, 3]);
+    close(&eval(Flatten { axis: 0 }, &[&x]), &[1, 6], &[1., 2., 3., 4., 5., 6.]);
+    close(&eval(Flatten { axis: 2 }, &[&x]), &[6, 1], &[1., 2., 3., 4., 5., 6.]);
+    let p = eval(Pad { pads: vec![1, 0, 0, 2], value: 0.5 }, &[&x]);
+    close(&p, &[3, 5], &[0.5, 0.5, 0.5, 0.5, 0.5, 1., 2., 3., 0.5, 0.5, 4., 5., 6., 0.5, 0.5]);
 }
