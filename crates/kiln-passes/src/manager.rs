@@ -10,7 +10,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
-/// Why a pipeline stopped. Every variant after the first two names the pass.
+/// Why a pipeline stopped. The variants about a pass name it and its
+/// position (`index` counts from 0; messages count from 1: "#2 in the pipeline").
 #[derive(Debug, Error)]
 pub enum RunError {
     /// The graph given to the manager does not verify: no pass ran.
@@ -26,7 +27,7 @@ pub enum RunError {
     NoSuchPass { name: String, pipeline: String },
 
     /// The pass itself failed.
-    #[error("pass `{pass}` (#{index} in the pipeline) failed: {source}")]
+    #[error("pass `{pass}` (#{} in the pipeline) failed: {source}", .index + 1)]
     Pass {
         pass: String,
         index: usize,
@@ -35,7 +36,7 @@ pub enum RunError {
     },
 
     /// The pass returned a graph that does not verify.
-    #[error("pass `{pass}` (#{index} in the pipeline) broke the graph: {source}")]
+    #[error("pass `{pass}` (#{} in the pipeline) broke the graph: {source}", .index + 1)]
     Broken {
         pass: String,
         index: usize,
@@ -44,7 +45,7 @@ pub enum RunError {
     },
 
     /// The pass left parameters missing from, or mis-shaped in, the weights.
-    #[error("pass `{pass}` (#{index} in the pipeline) broke the weights: {source}")]
+    #[error("pass `{pass}` (#{} in the pipeline) broke the weights: {source}", .index + 1)]
     BrokenWeights {
         pass: String,
         index: usize,
@@ -272,5 +273,82 @@ fn entry(p: &dyn Pass) -> String {
         p.name().to_string()
     } else {
         format!("{}{{{options}}}", p.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_ir::ops::{Dropout, Relu};
+    use kiln_ir::TensorType;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// x -> dropout -> relu -> relu, output the last relu.
+    fn graph() -> Graph {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", TensorType::f32([2, 3]));
+        let d = g.add(Dropout { p: 0.5 }, &[x]).unwrap();
+        let a = g.add(Relu {}, &[d]).unwrap();
+        let b = g.add(Relu {}, &[a]).unwrap();
+        g.set_outputs(vec![b]);
+        g
+    }
+
+    #[test]
+    fn prints_after_the_named_passes_only() {
+        let seen: Rc<RefCell<Vec<String>>> = Rc::default();
+        let log = seen.clone();
+        let mut pm = PassManager::parse("canonicalize,cse,dce", &Registry::builtin())
+            .unwrap()
+            .print_after(["cse"])
+            .on_print(move |pass, g| log.borrow_mut().push(format!("{pass}: {} nodes", g.node_count())));
+        let run = pm.run(&mut graph(), &mut Context::default()).unwrap();
+        assert_eq!(*seen.borrow(), ["cse: 3 nodes"]);
+        assert!(run.passes.iter().all(|p| p.ir.is_none()), "the callback took the text");
+        assert_eq!(run.get("canonicalize").unwrap().report.to_string(), "removed 1 identity");
+    }
+
+    #[test]
+    fn collects_the_ir_after_every_pass_without_a_callback() {
+        let mut pm = PassManager::parse("canonicalize,dce", &Registry::builtin()).unwrap().print_after_all();
+        let mut g = graph();
+        let run = pm.run(&mut g, &mut Context::default()).unwrap();
+        assert_eq!(run.passes.len(), 2);
+        let last = run.passes[1].ir.as_deref().unwrap();
+        assert_eq!(last, kiln_ir::text::print(&g));
+        assert!(!run.passes[0].ir.as_deref().unwrap().contains("dropout"));
+    }
+
+    #[test]
+    fn print_after_a_pass_not_in_the_pipeline_is_refused_before_running() {
+        let mut pm = PassManager::parse("dce", &Registry::builtin()).unwrap().print_after(["cse"]);
+        let mut g = graph();
+        let e = pm.run(&mut g, &mut Context::default()).unwrap_err();
+        assert_eq!(e.to_string(), "--print-after cse: no such pass in the pipeline `dce`");
+        assert_eq!(g.node_count(), 4, "nothing ran");
+    }
+
+    #[test]
+    fn an_invalid_input_graph_is_refused_before_any_pass() {
+        let mut g = graph();
+        g.set_outputs(Vec::new());
+        let mut pm = PassManager::parse("dce", &Registry::builtin()).unwrap();
+        let e = pm.run(&mut g, &mut Context::default()).unwrap_err();
+        assert!(matches!(e, RunError::InvalidInput(_)), "{e}");
+        assert_eq!(e.pass(), None);
+        // Without verification the manager does not look.
+        let mut pm = PassManager::parse("", &Registry::builtin()).unwrap().verify_each(false);
+        assert!(pm.run(&mut g, &mut Context::default()).is_ok());
+    }
+
+    #[test]
+    fn the_pipeline_prints_back_with_every_option() {
+        let r = Registry::builtin();
+        let pm = PassManager::parse(" fold-bn , factorize{mode=fit} ", &r).unwrap();
+        let text = pm.pipeline();
+        assert!(text.starts_with("fold-bn,factorize{mode=fit,"), "{text}");
+        assert_eq!(PassManager::parse(&text, &r).unwrap().pipeline(), text);
+        assert_eq!(pm.len(), 2);
     }
 }

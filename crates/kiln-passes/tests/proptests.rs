@@ -431,7 +431,7 @@ fn the_verifier_stops_a_pass_that_breaks_the_graph_and_names_it() {
     assert!(matches!(&e, RunError::Broken { pass, index: 1, .. } if pass == "mistype-relu"), "{e:?}");
     assert_eq!(e.pass(), Some("mistype-relu"));
     let message = e.to_string();
-    assert!(message.starts_with("pass `mistype-relu` (#1 in the pipeline) broke the graph"), "{message}");
+    assert!(message.starts_with("pass `mistype-relu` (#2 in the pipeline) broke the graph"), "{message}");
     assert!(message.contains("relu #"), "the node is named: {message}");
 
     // It is the verifier that catches it: with verification off the run "succeeds".
