@@ -12,7 +12,7 @@ pub use canonicalize::Canonicalize;
 pub use const_fold::ConstFold;
 pub use cse::Cse;
 pub use dce::Dce;
-pub use factorize::{Factorize, Into as FactorizeInto, Mode as FactorizeMode};
+pub use factorize::{Factorize, Mode as FactorizeMode, Pairing as FactorizePairing};
 pub use fold_bn::FoldBn;
 pub use fuse_residual::FuseResidual;
 
