@@ -5,7 +5,7 @@
 use super::{fresh_name, param, param_name, single_use};
 use crate::pass::{Context, Pass, PassError, Report};
 use kiln_ir::ops::BatchNorm;
-use kiln_ir::{Graph, NodeId, Op, Tensor, TensorType, Value};
+use kiln_ir::{Graph, NodeId, Op, Tensor, Value};
 
 /// Folds every inference BatchNorm into a neighbouring linear layer, where
 /// that is exact:
@@ -128,29 +128,10 @@ fn fold_one(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Result<String
             .map(|c| ((old_bias[c] - mean.data[c] as f64) * scale[c] + beta.data[c] as f64) as f32)
             .collect(),
     };
-    let w_new = fresh_name(g, cx, &format!("{w_name}.folded"));
-    let b_new = match &b_name {
-        Some(n) => fresh_name(g, cx, &format!("{n}.folded")),
-        None => fresh_name(g, cx, &format!("{w_name}.folded_bias")),
-    };
-    let w_shape = weight.shape.clone();
-    cx.params.insert(w_new.clone(), weight);
-    cx.params.insert(b_new.clone(), bias);
-    let wv = g.add_param(w_new.clone(), TensorType::f32(w_shape));
-    let bv = g.add_param(b_new.clone(), TensorType::f32([channels]));
-    let new_op = match producer {
-        Op::Conv2d(mut c) => {
-            c.bias = true;
-            Op::Conv2d(c)
-        }
-        Op::Dense(mut d) => {
-            d.bias = true;
-            Op::Dense(d)
-        }
-        _ => unreachable!("checked above"),
-    };
+    let w_name = w_name.to_string();
+    let (wv, bv, w_new, b_new) = store_folded(g, cx, &w_name, b_name.as_deref(), weight, bias);
     let outputs = g.node(x.node).expect("live").outputs.clone();
-    let folded = g.add_node_unchecked(new_op, &[layer_ops[0], wv, bv], outputs);
+    let folded = g.add_node_unchecked(with_bias(producer), &[layer_ops[0], wv, bv], outputs);
     g.replace_all_uses(Value { node: bn, port: 0 }, folded.into());
     g.remove_node(bn);
     g.remove_node(x.node);
@@ -251,30 +232,14 @@ fn fold_into_user(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Result<
             }
         }
     }
-    let w_new = fresh_name(g, cx, &format!("{w_name}.folded"));
-    let b_new = match &b_name {
-        Some(n) => fresh_name(g, cx, &format!("{n}.folded")),
-        None => fresh_name(g, cx, &format!("{w_name}.folded_bias")),
-    };
-    let w_type = TensorType::f32(weight.shape.clone());
-    cx.params.insert(w_new.clone(), weight);
-    cx.params.insert(b_new.clone(), Tensor { shape: vec![cout], data: bias.iter().map(|&b| b as f32).collect() });
-    let wv = g.add_param(w_new.clone(), w_type);
-    let bv = g.add_param(b_new.clone(), TensorType::f32([cout]));
+    let bias = Tensor { shape: vec![cout], data: bias.iter().map(|&b| b as f32).collect() };
+    let (wv, bv, w_new, b_new) = store_folded(g, cx, &w_name, b_name.as_deref(), weight, bias);
     let mut new_operands = vec![g.operands(bn)[0], wv, bv];
-    let new_op = match layer {
-        Op::Conv2d(mut c) => {
-            // The residual, if any, stays the last operand.
-            new_operands.extend(c.residual_slot().map(|slot| operands[slot]));
-            c.bias = true;
-            Op::Conv2d(c)
-        }
-        Op::Dense(mut d) => {
-            d.bias = true;
-            Op::Dense(d)
-        }
-        _ => unreachable!("checked above"),
-    };
+    // The residual, if any, stays the last operand.
+    if let Op::Conv2d(c) = &layer {
+        new_operands.extend(c.residual_slot().map(|slot| operands[slot]));
+    }
+    let new_op = with_bias(layer);
     let what = new_op.kind();
     let outputs = g.node(user.user).expect("live").outputs.clone();
     let folded = g.add_node_unchecked(new_op, &new_operands, outputs);
@@ -282,4 +247,37 @@ fn fold_into_user(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Result<
     g.remove_node(user.user);
     g.remove_node(bn);
     Ok(Ok(format!("into the {what} after it, as @{w_new} and @{b_new}")))
+}
+
+/// The conv or dense op with its bias slot on.
+fn with_bias(op: Op) -> Op {
+    match op {
+        Op::Conv2d(c) => Op::Conv2d(kiln_ir::ops::Conv2d { bias: true, ..c }),
+        Op::Dense(_) => Op::Dense(kiln_ir::ops::Dense { bias: true }),
+        other => other,
+    }
+}
+
+/// Stores a folded weight and bias under new names made from the layer's own
+/// (`<weight>.folded`, and `<bias>.folded` or `<weight>.folded_bias`) and adds
+/// their parameter nodes: `(weight, bias, weight name, bias name)`.
+fn store_folded(
+    g: &mut Graph,
+    cx: &mut Context,
+    w_name: &str,
+    b_name: Option<&str>,
+    weight: Tensor,
+    bias: Tensor,
+) -> (Value, Value, String, String) {
+    let w_new = fresh_name(g, cx, &format!("{w_name}.folded"));
+    let b_new = match b_name {
+        Some(n) => fresh_name(g, cx, &format!("{n}.folded")),
+        None => fresh_name(g, cx, &format!("{w_name}.folded_bias")),
+    };
+    let (w_type, b_type) = (weight.ty(), bias.ty());
+    cx.params.insert(w_new.clone(), weight);
+    cx.params.insert(b_new.clone(), bias);
+    let wv = g.add_param(w_new.clone(), w_type);
+    let bv = g.add_param(b_new.clone(), b_type);
+    (wv, bv, w_new, b_new)
 }
