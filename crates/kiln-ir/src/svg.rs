@@ -15,8 +15,7 @@
 //!
 //! Boxes carry the DOT labels (`dot::label_lines`), headed by the node's
 //! innermost block (`[layer3.1]`) since the drawing has no cluster frames.
-//! (layout-rs was tried first: its layout took over 40 minutes on a 200-node
-//! Inception-like graph.)
+//! (layout-rs 0.1.3 was tried first; docs/ir.md says why it is not used.)
 
 use crate::dot::{label_lines, node_blocks, node_costs};
 use crate::graph::{Graph, NodeId};

@@ -69,6 +69,19 @@ fn columns_count_characters_not_bytes() {
     assert!(e.starts_with("3:26: expected the end of the line, found '?'"), "{e}");
 }
 
+#[test]
+fn bytes_that_are_not_utf8_are_refused_where_they_are() {
+    let mut bytes = format!("{HEAD}%1 = input \"é").into_bytes();
+    bytes.extend_from_slice(&[0xff, b'"']);
+    let e = text::parse_bytes(&bytes).unwrap_err().to_string();
+    assert_eq!(e, "3:14: expected UTF-8 text, found the byte 0xff");
+    // A truncated multi-byte character at the very end, too.
+    let e = text::parse_bytes(&"graph \"é\"".as_bytes()[..8]).unwrap_err().to_string();
+    assert_eq!(e, "1:8: expected UTF-8 text, found the byte 0xc3");
+    let valid = format!("{HEAD}output %0\n");
+    assert_eq!(text::print(&text::parse_bytes(valid.as_bytes()).unwrap()), valid);
+}
+
 /// Attribute errors name the op, the attribute's path and what serde
 /// expected, at the column of the attribute (the nested one when nested).
 #[test]

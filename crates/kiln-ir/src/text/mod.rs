@@ -26,7 +26,7 @@ mod lexer;
 mod parse;
 mod print;
 
-pub use parse::parse;
+pub use parse::{parse, parse_bytes};
 pub use print::print;
 pub(crate) use print::{inline_attributes, quote};
 

@@ -35,6 +35,21 @@ pub fn parse(text: &str) -> Result<Graph, TextError> {
     }
 }
 
+/// Parses the bytes of a file: [`parse`], once they are known to be UTF-8.
+/// Bytes that are not are refused at the line and column of the first bad one.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Graph, TextError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text),
+        Err(e) => {
+            let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+            let line = good.matches('\n').count() + 1;
+            let column = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let byte = bytes[e.valid_up_to()];
+            Err(TextError { line, column, message: format!("expected UTF-8 text, found the byte 0x{byte:02x}") })
+        }
+    }
+}
+
 #[derive(Default)]
 struct Parser {
     graph: Option<Graph>,

@@ -151,10 +151,15 @@ pub(crate) fn quote(s: &str, out: &mut String) {
 fn float(v: f64, out: &mut String) {
     let narrow = v as f32;
     if narrow as f64 == v {
-        let _ = write!(out, "{narrow:?}");
-    } else {
-        let _ = write!(out, "{v:?}");
+        // The parser reads an f64 and serde narrows it to f32: two roundings.
+        // Should they ever disagree with the f32's own, write the exact f64.
+        let short = format!("{narrow:?}");
+        if short.parse::<f64>().is_ok_and(|back| (back as f32).to_bits() == narrow.to_bits()) {
+            out.push_str(&short);
+            return;
+        }
     }
+    let _ = write!(out, "{v:?}");
 }
 
 fn attr_value(v: &Json, out: &mut String) {
