@@ -190,7 +190,7 @@ fn same_outputs(g0: &Graph, p0: &ParamStore, g1: &Graph, p1: &ParamStore, tol: f
             return Err(format!("output {i}: shape {:?} became {:?}", b.shape, a.shape));
         };
         let rel = d / b.max_abs().max(f32::MIN_POSITIVE);
-        if !(rel <= tol) {
+        if rel.is_nan() || rel > tol {
             return Err(format!("output {i}: relative difference {rel:e} exceeds the tolerance {tol:e}"));
         }
     }

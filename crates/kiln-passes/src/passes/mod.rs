@@ -22,13 +22,14 @@ use kiln_ir::{Graph, NodeId, Tensor, Value};
 
 /// Registers every pass of this crate.
 pub(crate) fn register_builtin(r: &mut Registry) {
-    let simple: [(&str, &str, fn() -> Box<dyn crate::Pass>); 5] = [
+    type Make = fn() -> Box<dyn crate::Pass>;
+    let simple: [(&str, &str, Make); 5] = [
         ("dce", "removes nodes no output depends on, and their parameters", || Box::new(Dce)),
         ("cse", "merges nodes that compute the same op on the same operands", || Box::new(Cse)),
         ("canonicalize", "removes identities: inference dropout, no-op reshape/flatten/pad/slice, one-operand concat", || {
             Box::new(Canonicalize)
         }),
-        ("fold-bn", "folds inference BatchNorm into the conv or dense layer before it (weights scaled, bias created or merged)", || {
+        ("fold-bn", "folds inference BatchNorm into the conv or dense layer before or after it, where exact (weights scaled, bias created or merged)", || {
             Box::new(FoldBn)
         }),
         ("fuse-residual", "fuses conv + residual add (+ relu), and conv + relu, into one conv with an epilogue", || {
