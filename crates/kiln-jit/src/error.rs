@@ -40,4 +40,12 @@ pub enum JitError {
     /// The thread pool could not be built.
     #[error("thread pool: {0}")]
     ThreadPool(String),
+
+    /// A forced microkernel ISA this CPU (or this build's target) does not have.
+    #[error("the {0} microkernel is not available on this CPU")]
+    IsaUnavailable(&'static str),
+
+    /// A bad argument to a library entry point (a GEMM shape, stride or buffer length).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
 }

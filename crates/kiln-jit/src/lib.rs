@@ -26,6 +26,32 @@ pub enum Ukernels {
     Auto,
     /// The Cranelift-generated f32x4 tile everywhere (the portable path).
     Off,
+    /// One ISA's microkernel; compiling fails with `JitError::IsaUnavailable`
+    /// if this CPU lacks it. For testing and benchmarking each path.
+    Force(ukernel::Isa),
+}
+
+impl std::str::FromStr for Ukernels {
+    type Err = JitError;
+    /// `auto`, `off`, or an ISA name (`avx512`, `avx2`, `neon`, `scalar`, `cranelift`).
+    fn from_str(s: &str) -> Result<Ukernels, JitError> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Ukernels::Auto),
+            "off" => Ok(Ukernels::Off),
+            other => other.parse().map(Ukernels::Force),
+        }
+    }
+}
+
+impl Ukernels {
+    /// The tile this choice stands for on this CPU.
+    pub fn kernel(self) -> Result<ukernel::Microkernel, JitError> {
+        match self {
+            Ukernels::Auto => Ok(ukernel::best()),
+            Ukernels::Off => ukernel::kernel(ukernel::Isa::Cranelift),
+            Ukernels::Force(isa) => ukernel::kernel(isa),
+        }
+    }
 }
 
 /// Compile options.
@@ -65,10 +91,7 @@ fn compile_inner(g: &Graph, params: &ParamStore, opts: &Options, fault: Option<N
     }
     let order = g.topo_order().map_err(|n| JitError::InvalidGraph(format!("cycle through {}", g.describe(n))))?;
     let plan = plan::plan(g, order);
-    let uk = match opts.ukernels {
-        Ukernels::Auto => Some(ukernel::best()),
-        Ukernels::Off => None,
-    };
+    let uk = opts.ukernels.kernel()?;
     let mut jit = codegen::Jit::new(uk, opts.checked)?;
     let tile_name = jit.tile.name;
     let mut low = lower::lower(g, params, &plan, &mut jit, fault)?;
@@ -81,7 +104,7 @@ fn compile_inner(g: &Graph, params: &ParamStore, opts: &Options, fault: Option<N
         })
         .collect();
     let outputs = g.outputs().iter().map(|v| lower::io_loc(g, params, &plan, &mut low.consts, *v)).collect();
-    let (module, fns, _) = jit.finish()?;
+    let (module, fns) = jit.finish()?;
     let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -106,35 +129,10 @@ fn compile_inner(g: &Graph, params: &ParamStore, opts: &Options, fault: Option<N
 
 /// GFLOP/s of one core running the chosen tile (`Auto`: the best microkernel;
 /// `Off`: the generated f32x4 tile) on cache-resident packed operands, K = 256,
-/// best of repeated ~0.2 s of timing.
+/// best of repeated batches over ~0.2 s; 0 if that tile is not available here.
 pub fn measure_peak_gflops(u: Ukernels) -> f64 {
-    let (f, mr, nr, _code) = match u {
-        Ukernels::Auto => {
-            let uk = ukernel::best();
-            (uk.func, uk.mr, uk.nr, None)
-        }
-        Ukernels::Off => {
-            let Ok(jit) = codegen::Jit::new(None, false) else { return 0.0 };
-            let Ok((m, _, Some(t))) = jit.finish() else { return 0.0 };
-            (t, codegen::tile::MR, codegen::tile::NR, Some(model::Code(Some(m))))
-        }
-    };
-    let k = 256;
-    let a: Vec<f32> = (0..k * mr).map(|i| (i % 7) as f32 * 0.01).collect();
-    let b: Vec<f32> = (0..k * nr).map(|i| (i % 5) as f32 * 0.01).collect();
-    let mut c = vec![0.0f32; mr * nr];
-    let flops = 2.0 * (k * mr * nr) as f64;
-    let mut best = 0.0f64;
-    let until = Instant::now() + std::time::Duration::from_millis(200);
-    while Instant::now() < until {
-        let reps = 2000;
-        let t = Instant::now();
-        for _ in 0..reps {
-            // SAFETY: a, b, c have the sizes the tile contract asks for.
-            unsafe { f(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) };
-        }
-        std::hint::black_box(&c);
-        best = best.max(flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
+    match u.kernel() {
+        Ok(uk) => ukernel::measure_gflops(&uk, std::time::Duration::from_millis(200)),
+        Err(_) => 0.0,
     }
-    best
 }

@@ -398,7 +398,7 @@ impl GemmSpec {
             let b = em.block_ptr(Region::Scratch, z, srange, k * nr);
             let coff = em.c(k * nr);
             let c = em.block_ptr(Region::Scratch, coff, srange, mr * nr);
-            em.call_tile(k, a, b, c);
+            em.call_tile(k, nr, a, b, c);
             em.for_c(0, mr, 1, |em, r| {
                 let m0 = em.mul(mp, mr);
                 let m = em.iadd(m0, r);

@@ -9,14 +9,16 @@
 //! constant pool, `tile` selects the part of the output this call writes, and
 //! `scratch` is the calling worker's private buffer.
 
+pub mod isa;
 pub mod kernels;
+pub mod loops;
+pub mod module;
 pub mod tile;
 
 use crate::error::JitError;
 use crate::ukernel::Microkernel;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Signature, UserFuncName, Value};
-use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -68,26 +70,15 @@ fn cg_err(kernel: &str, e: impl std::fmt::Display) -> JitError {
 }
 
 impl Jit {
-    /// A module for the host ISA (with its FMA/AVX flags), using `uk` as the
-    /// matmul tile, or the generated f32x4 tile when `uk` is `None`.
-    pub fn new(uk: Option<Microkernel>, checked: bool) -> Result<Jit, JitError> {
-        let mut flags = settings::builder();
-        let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(|e| cg_err("isa", e));
-        set(&mut flags, "opt_level", "speed")?;
-        set(&mut flags, "enable_verifier", "false")?;
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        set(&mut flags, "is_pic", "false")?;
-        let isa = cranelift_native::builder()
-            .map_err(|e| cg_err("isa", e))?
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| cg_err("isa", e))?;
+    /// A module for the host ISA (with its FMA/AVX flags) whose matmul tile is
+    /// `uk`: a Rust microkernel or the generated tile, both imported by symbol.
+    pub fn new(uk: Microkernel, checked: bool) -> Result<Jit, JitError> {
+        let isa = isa::host_isa(isa::OptLevel::Speed, false)?;
         let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
         jb.symbol("kiln_expf", kiln_expf as *const u8);
         jb.symbol("kiln_logf", kiln_logf as *const u8);
         jb.symbol("kiln_powf", kiln_powf as *const u8);
-        if let Some(uk) = uk {
-            jb.symbol(uk.name, uk.func as *const u8);
-        }
+        jb.symbol(uk.name, uk.func as *const u8);
         let mut module = JITModule::new(jb);
         let f32sig = |m: &JITModule, n: usize| {
             let mut s = m.make_signature();
@@ -104,24 +95,17 @@ impl Jit {
         };
         let libm = [decl(&mut module, "kiln_expf", &s1)?, decl(&mut module, "kiln_logf", &s1)?, decl(&mut module, "kiln_powf", &s2)?];
         let tsig = tile_signature(&module);
+        let func = decl(&mut module, uk.name, &tsig)?;
         let ctx = module.make_context();
-        let mut jit = Jit {
+        Ok(Jit {
             module,
             ctx,
             fctx: FunctionBuilderContext::new(),
             checked,
-            tile: TileChoice { mr: 0, nr: 0, name: "", func: libm[0] },
+            tile: TileChoice { mr: uk.mr, nr: uk.nr, name: uk.name, func },
             libm,
             kernels: Vec::new(),
-        };
-        jit.tile = match uk {
-            Some(uk) => {
-                let func = decl(&mut jit.module, uk.name, &tsig)?;
-                TileChoice { mr: uk.mr, nr: uk.nr, name: uk.name, func }
-            }
-            None => tile::define(&mut jit)?,
-        };
-        Ok(jit)
+        })
     }
 
     /// Defines one kernel whose body `body` emits; returns its index for [`Jit::finish`].
@@ -177,13 +161,8 @@ impl Jit {
     }
 
     /// Links the module and returns the entry points, in definition order.
-    pub fn finish(mut self) -> Result<(JITModule, Vec<KernelFn>, Option<crate::ukernel::TileFn>), JitError> {
+    pub fn finish(mut self) -> Result<(JITModule, Vec<KernelFn>), JitError> {
         self.module.finalize_definitions().map_err(|e| cg_err("module", e))?;
-        let local_tile = (self.tile.name == tile::NAME).then(|| {
-            let p = self.module.get_finalized_function(self.tile.func);
-            // SAFETY: the generated tile was defined with the TileFn signature.
-            unsafe { std::mem::transmute::<*const u8, crate::ukernel::TileFn>(p) }
-        });
         let fns = self
             .kernels
             .iter()
@@ -193,18 +172,14 @@ impl Jit {
                 unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
             })
             .collect();
-        Ok((self.module, fns, local_tile))
-    }
-
-    pub(crate) fn raw(&mut self) -> (&mut JITModule, &mut Context, &mut FunctionBuilderContext) {
-        (&mut self.module, &mut self.ctx, &mut self.fctx)
+        Ok((self.module, fns))
     }
 }
 
-/// `(k: i64, a: ptr, b: ptr, c: ptr)`.
+/// [`crate::ukernel::TileFn`]: `(k, a, b, c, ldc, accumulate)`, all i64.
 pub fn tile_signature(m: &JITModule) -> Signature {
     let mut s = m.make_signature();
-    for _ in 0..4 {
+    for _ in 0..6 {
         s.params.push(AbiParam::new(types::I64));
     }
     s
@@ -223,6 +198,12 @@ pub struct Em<'a> {
     store_shift: i64,
     libm: [FuncRef; 3],
     tile_fn: FuncRef,
+}
+
+impl<'a> loops::Builds<'a> for Em<'a> {
+    fn fb(&mut self) -> &mut FunctionBuilder<'a> {
+        &mut self.b
+    }
 }
 
 pub const VF: MemFlagsData = MemFlagsData::new().with_notrap();
@@ -289,62 +270,17 @@ impl Em<'_> {
     }
 
     /// `for iv in start..end (step)`, `end` a runtime value.
-    pub fn for_dyn(&mut self, start: Value, end: Value, step: i64, mut body: impl FnMut(&mut Self, Value)) {
-        let header = self.b.create_block();
-        let bodyb = self.b.create_block();
-        let exit = self.b.create_block();
-        self.b.append_block_param(header, types::I64);
-        self.b.ins().jump(header, &[start.into()]);
-        self.b.switch_to_block(header);
-        let iv = self.b.block_params(header)[0];
-        let go = self.b.ins().icmp(IntCC::SignedLessThan, iv, end);
-        self.b.ins().brif(go, bodyb, &[], exit, &[]);
-        self.b.switch_to_block(bodyb);
-        body(self, iv);
-        let next = self.b.ins().iadd_imm(iv, step);
-        self.b.ins().jump(header, &[next.into()]);
-        self.b.switch_to_block(exit);
+    pub fn for_dyn(&mut self, start: Value, end: Value, step: i64, body: impl FnMut(&mut Self, Value)) {
+        loops::for_dyn(self, start, end, step, body);
     }
-    /// `for iv in start..end (step)` with constant bounds; empty ranges emit nothing.
+    /// `for iv in start..end (step)` with constant bounds; empty ranges emit
+    /// nothing, one-trip ranges the body alone.
     pub fn for_c(&mut self, start: i64, end: i64, step: i64, body: impl FnMut(&mut Self, Value)) {
-        if start >= end {
-            return;
-        }
-        let s = self.c(start);
-        let e = self.c(end);
-        self.for_dyn(s, e, step, body);
+        loops::for_range(self, loops::Range::new(start, end, step), body);
     }
     /// A loop carrying one f32 or f32x4 accumulator.
-    pub fn fold_c(
-        &mut self,
-        start: i64,
-        end: i64,
-        step: i64,
-        init: Value,
-        mut body: impl FnMut(&mut Self, Value, Value) -> Value,
-    ) -> Value {
-        if start >= end {
-            return init;
-        }
-        let ty = self.b.func.dfg.value_type(init);
-        let header = self.b.create_block();
-        let bodyb = self.b.create_block();
-        let exit = self.b.create_block();
-        self.b.append_block_param(header, types::I64);
-        self.b.append_block_param(header, ty);
-        self.b.append_block_param(exit, ty);
-        let s = self.c(start);
-        self.b.ins().jump(header, &[s.into(), init.into()]);
-        self.b.switch_to_block(header);
-        let (iv, acc) = (self.b.block_params(header)[0], self.b.block_params(header)[1]);
-        let go = self.b.ins().icmp_imm(IntCC::SignedLessThan, iv, end);
-        self.b.ins().brif(go, bodyb, &[], exit, &[acc.into()]);
-        self.b.switch_to_block(bodyb);
-        let acc2 = body(self, iv, acc);
-        let next = self.b.ins().iadd_imm(iv, step);
-        self.b.ins().jump(header, &[next.into(), acc2.into()]);
-        self.b.switch_to_block(exit);
-        self.b.block_params(exit)[0]
+    pub fn fold_c(&mut self, start: i64, end: i64, step: i64, init: Value, mut body: impl FnMut(&mut Self, Value, Value) -> Value) -> Value {
+        loops::fold_range(self, loops::Range::new(start, end, step), &[init], |em, iv, acc| vec![body(em, iv, acc[0])])[0]
     }
     /// `if cond { then }`.
     pub fn when(&mut self, cond: Value, then: impl FnOnce(&mut Self)) {
@@ -445,9 +381,12 @@ impl Em<'_> {
         let call = self.b.ins().call(self.libm[2], &[x, y]);
         self.b.inst_results(call)[0]
     }
-    pub fn call_tile(&mut self, k: i64, a: Value, b: Value, c: Value) {
+    /// Overwrites the `mr x nr` scratch tile at `c` (row stride `nr`) with `A x B`.
+    pub fn call_tile(&mut self, k: i64, nr: i64, a: Value, b: Value, c: Value) {
         let kv = self.c(k);
-        self.b.ins().call(self.tile_fn, &[kv, a, b, c]);
+        let ldc = self.c(nr);
+        let overwrite = self.c(0);
+        self.b.ins().call(self.tile_fn, &[kv, a, b, c, ldc, overwrite]);
     }
     /// Sets the status word to `code` (a non-bounds failure such as a bad label).
     pub fn fail(&mut self, code: u32) {
