@@ -14,5 +14,6 @@ pub mod load;
 
 pub use kiln_interp as interp;
 pub use kiln_ir as ir;
+pub use kiln_jit as jit;
 pub use kiln_models as models;
 pub use kiln_passes as passes;

@@ -16,6 +16,8 @@ pub enum CliError {
     Interp(#[from] kiln_interp::InterpError),
     #[error(transparent)]
     Pass(#[from] kiln_passes::RunError),
+    #[error(transparent)]
+    Jit(#[from] kiln_jit::JitError),
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: std::io::Error },
     #[error("{0}")]

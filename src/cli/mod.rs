@@ -9,6 +9,7 @@ macro_rules! say {
     }};
 }
 
+mod bench;
 mod dump;
 mod error;
 mod models;
@@ -56,10 +57,12 @@ pub enum Command {
     Summary(summary::SummaryArgs),
     /// Write the graph as text, JSON, Graphviz DOT or SVG.
     Dump(dump::DumpArgs),
-    /// Run a model on `.npy` inputs with the reference interpreter.
+    /// Run a model on `.npy` inputs with the interpreter or the JIT.
     Run(run::RunArgs),
     /// Optimize a model with a pass pipeline and emit the result.
     Opt(opt::OptArgs),
+    /// Benchmark a compiled model: latency, throughput, GFLOP/s and share of peak.
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Dump(a) => dump::dump(a),
         Command::Run(a) => run::run(a),
         Command::Opt(a) => opt::opt(a),
+        Command::Bench(a) => bench::bench(a),
     }
 }
 

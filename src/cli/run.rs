@@ -6,6 +6,8 @@ use kiln_ir::{Graph, Tensor};
 pub enum Backend {
     /// The reference interpreter: naive, obviously correct, slow.
     Interp,
+    /// The Cranelift JIT.
+    Jit,
 }
 
 #[derive(Debug, clap::Args)]
@@ -20,6 +22,12 @@ pub struct RunArgs {
     pub output: Vec<String>,
     #[arg(long, value_enum, default_value = "interp")]
     pub backend: Backend,
+    /// Also run the interpreter and print the largest absolute and relative
+    /// difference of the backend's outputs to it.
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub jit: super::bench::JitArgs,
 }
 
 /// Pairs the `--input` arguments with the graph's inputs, by name or, for a
@@ -45,12 +53,32 @@ pub(crate) fn read_inputs(g: &Graph, specs: &[String]) -> Result<Vec<(String, Te
     Ok(out)
 }
 
+/// Largest absolute difference, and that over the reference's largest magnitude.
+pub(crate) fn compare(found: &[Tensor], reference: &[Tensor]) -> (f32, f32) {
+    let mut abs = 0.0f32;
+    let mut scale = 0.0f32;
+    for (f, r) in found.iter().zip(reference) {
+        abs = abs.max(f.max_abs_diff(r).unwrap_or(f32::INFINITY));
+        scale = scale.max(r.max_abs());
+    }
+    (abs, if scale > 0.0 { abs / scale } else { abs })
+}
+
 pub fn run(args: RunArgs) -> Result<(), CliError> {
     let p = prepare(&args.model)?;
     let inputs = read_inputs(&p.graph, &args.input)?;
     let outputs = match args.backend {
         Backend::Interp => kiln_interp::run(&p.graph, &p.params, &inputs)?,
+        Backend::Jit => {
+            let model = args.jit.compile(&p.graph, &p.params)?;
+            model.run_named(&inputs)?
+        }
     };
+    if args.check {
+        let reference = kiln_interp::run(&p.graph, &p.params, &inputs)?;
+        let (abs, rel) = compare(&outputs, &reference);
+        println!("max abs error {abs:.3e}, relative to the largest output {rel:.3e}");
+    }
     if !args.output.is_empty() && args.output.len() != outputs.len() {
         return Err(CliError::Usage(format!(
             "the graph has {} outputs; give --output once for each",
