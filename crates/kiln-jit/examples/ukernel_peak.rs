@@ -17,7 +17,7 @@ fn main() {
     println!("tile                                  GFLOP/s  share of 512-bit peak");
     for uk in ukernel::available() {
         let gf = ukernel::measure_gflops(&uk, budget);
-        println!("{:<36} {:>8.1}  {:>5.1}%", format!("{} ({}x{})", uk.name, uk.mr, uk.nr), gf, 100.0 * gf / PEAK_512);
+        println!("{:<36} {:>8.1}  {:>5.1}%", format!("{} ({}x{})", uk.name(), uk.mr(), uk.nr()), gf, 100.0 * gf / PEAK_512);
     }
     println!("measure_peak_gflops() = {:.1}", ukernel::measure_peak_gflops());
 
@@ -28,7 +28,7 @@ fn main() {
                 for opt in [OptLevel::None, OptLevel::Speed] {
                     let s = TileShape { mr, nv, unroll };
                     match compile_tile(s, opt) {
-                        Ok((_code, uk)) => println!("  {mr:>2}x{:<2} u{unroll} {opt:?}: {:.1}", 4 * nv, ukernel::measure_gflops(&uk, budget)),
+                        Ok(uk) => println!("  {mr:>2}x{:<2} u{unroll} {opt:?}: {:.1}", 4 * nv, ukernel::measure_gflops(&uk, budget)),
                         Err(e) => println!("  {mr}x{} u{unroll} {opt:?}: {e}", 4 * nv),
                     }
                 }
@@ -38,7 +38,7 @@ fn main() {
 
     if std::env::args().any(|a| a == "--blocking") {
         let uk = ukernel::best();
-        println!("\nblocking sweep, {} , n = 1024 (default {:?})", uk.name, Blocking::for_kernel(&uk));
+        println!("\nblocking sweep, {} , n = 1024 (default {:?})", uk.name(), Blocking::for_kernel(&uk));
         for kc in [128, 192, 256, 384, 512] {
             for mc in [56, 140, 280, 518, 1036] {
                 let b = Blocking { mc, kc, nc: 4096 };
@@ -49,9 +49,9 @@ fn main() {
 
     println!("\nsgemm C = A x B (square), best of ~0.3 s");
     for uk in ukernel::available() {
-        for n in [256usize, 1024] {
+        for n in [256usize, 1000, 1024] {
             let b = Blocking::for_kernel(&uk);
-            println!("  {:<32} n={n:<5} 1 thread {:>7.1}  2 parts {:>7.1} GFLOP/s", uk.name, sgemm_gflops(uk, b, n, 1, budget), sgemm_gflops(uk, b, n, 2, budget));
+            println!("  {:<32} n={n:<5} 1 thread {:>7.1}  2 parts {:>7.1} GFLOP/s", uk.name(), sgemm_gflops(uk, b, n, 1, budget), sgemm_gflops(uk, b, n, 2, budget));
         }
     }
 }

@@ -20,11 +20,9 @@ fn kernels() -> &'static [Microkernel] {
     static K: OnceLock<Vec<Microkernel>> = OnceLock::new();
     K.get_or_init(|| {
         let mut v = ukernel::available();
-        assert!(v.iter().any(|u| u.isa == Isa::Scalar) && v.iter().any(|u| u.isa == Isa::Cranelift));
+        assert!(v.iter().any(|u| u.isa() == Isa::Scalar) && v.iter().any(|u| u.isa() == Isa::Cranelift));
         for (s, opt) in [(TileShape { mr: 10, nv: 1, unroll: 4 }, OptLevel::None), (TileShape { mr: 3, nv: 3, unroll: 1 }, OptLevel::Speed)] {
-            let (code, uk) = compile_tile(s, opt).unwrap();
-            std::mem::forget(code); // keep the code mapped for the whole test process
-            v.push(uk);
+            v.push(compile_tile(s, opt).unwrap());
         }
         v
     })
@@ -58,7 +56,7 @@ proptest! {
     fn tiles_match_the_reference(ki in 0usize..16, k in 0usize..40, extra in 0usize..5, acc in any::<bool>(), seed in any::<u64>()) {
         let ks = kernels();
         let uk = ks[ki % ks.len()];
-        let (mr, nr, ldc) = (uk.mr, uk.nr, uk.nr + extra);
+        let (mr, nr, ldc) = (uk.mr(), uk.nr(), uk.nr() + extra);
         let a = values(k * mr, seed);
         let b = values(k * nr, seed ^ 1);
         let c0 = values(mr * ldc + 7, seed ^ 2);
@@ -70,9 +68,9 @@ proptest! {
             let (r, j) = (idx / ldc, idx % ldc);
             if r < mr && j < nr {
                 let w = want[r * nr + j] + if acc { old as f64 } else { 0.0 };
-                prop_assert!(close(got, w, scale[r * nr + j]), "{} k={k} acc={acc} [{r},{j}]: {got} vs {w}", uk.name);
+                prop_assert!(close(got, w, scale[r * nr + j]), "{} k={k} acc={acc} [{r},{j}]: {got} vs {w}", uk.name());
             } else {
-                prop_assert!(got.to_bits() == old.to_bits(), "{} wrote outside its tile at {idx}", uk.name);
+                prop_assert!(got.to_bits() == old.to_bits(), "{} wrote outside its tile at {idx}", uk.name());
             }
         }
     }
@@ -100,7 +98,7 @@ proptest! {
         let mut c = c0.clone();
         let mut g = Gemm::new(uk).parts(parts);
         if tiny {
-            g = g.blocking(Blocking { mc: uk.mr + 1, kc: 5, nc: uk.nr });
+            g = g.blocking(Blocking { mc: uk.mr() + 1, kc: 5, nc: uk.nr() });
         }
         g.run(m, n, k, &a, lda, &b, ldb, &mut c, ldc, acc).unwrap();
         let (want, scale) = reference(m, n, k, |i, p| a[i * lda + p], |p, j| b[p * ldb + j]);
@@ -112,9 +110,9 @@ proptest! {
                 }
                 if j < n {
                     let w = want[i * n + j] + if acc { c0[idx] as f64 } else { 0.0 };
-                    prop_assert!(close(c[idx], w, scale[i * n + j]), "{} {m}x{n}x{k} [{i},{j}]: {} vs {w}", uk.name, c[idx]);
+                    prop_assert!(close(c[idx], w, scale[i * n + j]), "{} {m}x{n}x{k} [{i},{j}]: {} vs {w}", uk.name(), c[idx]);
                 } else {
-                    prop_assert!(c[idx].to_bits() == c0[idx].to_bits(), "{} wrote into the ldc padding", uk.name);
+                    prop_assert!(c[idx].to_bits() == c0[idx].to_bits(), "{} wrote into the ldc padding", uk.name());
                 }
             }
         }
@@ -148,7 +146,7 @@ proptest! {
             relu,
         };
         let mut c = c0.clone();
-        Gemm::new(uk).blocking(Blocking { mc: 2 * uk.mr, kc: 7, nc: 2 * uk.nr }).epilogue(epi).run(m, n, k, &a, k, &b, n, &mut c, n, acc).unwrap();
+        Gemm::new(uk).blocking(Blocking { mc: 2 * uk.mr(), kc: 7, nc: 2 * uk.nr() }).epilogue(epi).run(m, n, k, &a, k, &b, n, &mut c, n, acc).unwrap();
         let (want, scale) = reference(m, n, k, |i, p| a[i * k + p], |p, j| b[p * n + j]);
         for i in 0..m {
             for j in 0..n {
@@ -160,7 +158,7 @@ proptest! {
                 if relu {
                     w = w.max(0.0);
                 }
-                prop_assert!(close(c[i * n + j], w, scale[i * n + j] + 2.0), "{} [{i},{j}]: {} vs {w}", uk.name, c[i * n + j]);
+                prop_assert!(close(c[i * n + j], w, scale[i * n + j] + 2.0), "{} [{i},{j}]: {} vs {w}", uk.name(), c[i * n + j]);
             }
         }
     }
@@ -173,10 +171,10 @@ fn k_zero_zeroes_or_keeps_c_then_applies_the_epilogue() {
     for uk in kernels() {
         let mut c = vec![5.0f32; 6];
         Gemm::new(*uk).epilogue(epi).run(2, 3, 0, &[], 0, &[], 3, &mut c, 3, false).unwrap();
-        assert_eq!(c, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "{}", uk.name);
+        assert_eq!(c, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "{}", uk.name());
         let mut c = vec![5.0f32; 6];
         Gemm::new(*uk).run(2, 3, 0, &[], 0, &[], 3, &mut c, 3, true).unwrap();
-        assert_eq!(c, [5.0; 6], "{}", uk.name);
+        assert_eq!(c, [5.0; 6], "{}", uk.name());
     }
 }
 
@@ -193,7 +191,7 @@ fn results_do_not_depend_on_the_number_of_parts() {
         };
         let one = run(1);
         for parts in [2, 3, 7] {
-            assert!(run(parts).iter().zip(&one).all(|(x, y)| x.to_bits() == y.to_bits()), "{} parts={parts}", uk.name);
+            assert!(run(parts).iter().zip(&one).all(|(x, y)| x.to_bits() == y.to_bits()), "{} parts={parts}", uk.name());
         }
     }
 }

@@ -14,7 +14,7 @@
 //! like a Rust microkernel.
 
 use super::isa::{host_isa, OptLevel};
-use super::module::{JitCode, JitModule};
+use super::module::JitModule;
 use crate::error::JitError;
 use crate::ukernel::{Isa, Microkernel, TileFn};
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -38,11 +38,10 @@ const F32X4: types::Type = types::F32X4;
 
 /// The process-wide generated tile (compiled on first use).
 pub fn generated() -> Result<Microkernel, JitError> {
-    static TILE: OnceLock<Result<(JitCode, Microkernel), String>> = OnceLock::new();
+    static TILE: OnceLock<Result<Microkernel, String>> = OnceLock::new();
     TILE.get_or_init(|| compile_tile(DEFAULT.0, DEFAULT.1).map_err(|e| e.to_string()))
-        .as_ref()
-        .map(|(_, uk)| *uk)
-        .map_err(|e| JitError::Codegen { kernel: "cranelift tile".into(), message: e.clone() })
+        .clone()
+        .map_err(|e| JitError::Codegen { kernel: "cranelift tile".into(), message: e })
 }
 
 fn tile_name(s: TileShape) -> &'static str {
@@ -55,9 +54,10 @@ fn tile_name(s: TileShape) -> &'static str {
     }
 }
 
-/// Compiles a tile of shape `s` at `opt` into its own module. The returned
-/// `Microkernel` is valid while the `JitCode` lives.
-pub fn compile_tile(s: TileShape, opt: OptLevel) -> Result<(JitCode, Microkernel), JitError> {
+/// Compiles a tile of shape `s` at `opt` into its own module, which stays
+/// mapped for the rest of the process (a `Microkernel` is `'static`, like the
+/// Rust ones): call it a handful of times (default tile, sweeps, tests), not per model.
+pub fn compile_tile(s: TileShape, opt: OptLevel) -> Result<Microkernel, JitError> {
     if s.mr == 0 || s.nv == 0 || s.unroll == 0 || s.mr * s.nv > 16 || 4 * s.mr * s.nv > crate::ukernel::MAX_TILE {
         return Err(JitError::InvalidArgument(format!("generated tile shape {s:?}")));
     }
@@ -73,7 +73,9 @@ pub fn compile_tile(s: TileShape, opt: OptLevel) -> Result<(JitCode, Microkernel
     // SAFETY: the function was defined with `tile_signature`, six i64 params
     // and no return in the host calling convention, which is TileFn's ABI.
     let func = unsafe { std::mem::transmute::<*const u8, TileFn>(ptr) };
-    Ok((code, Microkernel { name, isa: Isa::Cranelift, mr: s.mr, nr: 4 * s.nv, func }))
+    // Never freed: `func` must stay valid for as long as a Microkernel can be copied around.
+    std::mem::forget(code);
+    Ok(Microkernel { name, isa: Isa::Cranelift, mr: s.mr, nr: 4 * s.nv, func })
 }
 
 /// Emits the body: `p` = (k, a, b, c, ldc, accumulate).

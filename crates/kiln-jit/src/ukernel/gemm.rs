@@ -129,18 +129,33 @@ impl<'a> Gemm<'a> {
             self.epilogue.apply(c, ldc, i_base, 0, m, n);
             return Ok(());
         }
-        let mut apack = vec![0.0f32; packed_a_len(mr, m.min(mc), k.min(kc))];
-        let mut bpack = vec![0.0f32; packed_b_len(nr, k.min(kc), n.min(nc))];
+        let alen = packed_a_len(mr, m.min(mc), k.min(kc));
+        let blen = packed_b_len(nr, k.min(kc), n.min(nc));
+        with_pack_buffer(alen + blen, |buf| {
+            let (apack, bpack) = buf.split_at_mut(alen);
+            self.blocked(a, b, c, ldc, i_base, accumulate, apack, bpack)
+        })
+    }
+
+    /// The loop nest proper, with packing buffers of the sizes `serial` computed.
+    #[allow(clippy::too_many_arguments)]
+    fn blocked(&self, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], ldc: usize, i_base: usize, accumulate: bool, apack: &mut [f32], bpack: &mut [f32]) -> Result<(), JitError> {
+        let (m, k, n) = (a.rows(), a.cols(), b.cols());
+        let uk = &self.kernel;
+        let (mr, nr) = (uk.mr, uk.nr);
+        let mc = self.blocking.mc.div_ceil(mr) * mr;
+        let nc = self.blocking.nc.div_ceil(nr) * nr;
+        let kc = self.blocking.kc;
         for jc in (0..n).step_by(nc) {
             let nb = nc.min(n - jc);
             for pc in (0..k).step_by(kc) {
                 let kb = kc.min(k - pc);
                 let acc = accumulate || pc > 0;
                 let last = pc + kb == k;
-                pack_b(nr, b.block(pc, jc, kb, nb), &mut bpack)?;
+                pack_b(nr, b.block(pc, jc, kb, nb), bpack)?;
                 for ic in (0..m).step_by(mc) {
                     let mb = mc.min(m - ic);
-                    pack_a(mr, a.block(ic, pc, mb, kb), &mut apack)?;
+                    pack_a(mr, a.block(ic, pc, mb, kb), apack)?;
                     for jr in (0..nb).step_by(nr) {
                         let nn = nr.min(nb - jr);
                         let bp = &bpack[jr * kb..(jr + nr) * kb];
@@ -169,4 +184,24 @@ impl<'a> Gemm<'a> {
         }
         Ok(())
     }
+}
+
+/// Runs `f` on a packing buffer of `len` floats, reused per thread: a fresh
+/// multi-megabyte allocation per call costs page faults comparable to a whole
+/// small GEMM. Contents are unspecified (packing overwrites what it reads).
+fn with_pack_buffer<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    use std::cell::RefCell;
+    thread_local! {
+        static BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+    BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+            f(&mut v[..len])
+        }
+        // Re-entered on this thread (not done by this module): a private buffer.
+        Err(_) => f(&mut vec![0.0; len]),
+    })
 }

@@ -44,14 +44,17 @@ pub type TileFn = unsafe extern "C" fn(usize, *const f32, *const f32, *mut f32, 
 pub const MAX_TILE: usize = 512;
 
 /// One microkernel: its symbol name (what generated code imports it as), ISA,
-/// tile shape and entry point.
+/// tile shape and entry point. Only this crate makes them ([`kernel`],
+/// [`available`], `codegen::tile`), after checking the CPU runs the ISA, and
+/// their code lives for the whole process: that is what lets the safe
+/// [`Gemm`] driver call `func`.
 #[derive(Clone, Copy, Debug)]
 pub struct Microkernel {
-    pub name: &'static str,
-    pub isa: Isa,
-    pub mr: usize,
-    pub nr: usize,
-    pub func: TileFn,
+    pub(crate) name: &'static str,
+    pub(crate) isa: Isa,
+    pub(crate) mr: usize,
+    pub(crate) nr: usize,
+    pub(crate) func: TileFn,
 }
 
 /// A 64-byte aligned tile buffer (one zmm row per cache line).
@@ -59,6 +62,26 @@ pub struct Microkernel {
 struct TileBuf([f32; MAX_TILE]);
 
 impl Microkernel {
+    /// The symbol generated code imports the tile as.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+    /// Rows of the tile.
+    pub fn mr(&self) -> usize {
+        self.mr
+    }
+    /// Columns of the tile.
+    pub fn nr(&self) -> usize {
+        self.nr
+    }
+    /// The entry point, for registering with a JIT module or calling directly.
+    pub fn func(&self) -> TileFn {
+        self.func
+    }
+
     /// Runs the full tile.
     ///
     /// # Safety
