@@ -173,26 +173,12 @@ impl Registry {
 
     fn unknown(&self, name: &str) -> String {
         let known: Vec<&str> = self.names().collect();
-        let close = known.iter().filter(|k| edit_distance(k, name) <= 2).min_by_key(|k| edit_distance(k, name));
+        let close = known.iter().filter(|k| kiln_ir::suggest::edit_distance(k, name) <= 2).min_by_key(|k| kiln_ir::suggest::edit_distance(k, name));
         let hint = close.map(|k| format!("did you mean `{k}`? ")).unwrap_or_default();
         format!("unknown pass `{name}` ({hint}known: {})", known.join(", "))
     }
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitute = diagonal + (ca != cb) as usize;
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
-}
 
 #[cfg(test)]
 mod tests {
@@ -290,8 +276,8 @@ mod tests {
 
     #[test]
     fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("fold-bn", "fold-nb"), 2);
-        assert_eq!(edit_distance("dce", "dce"), 0);
-        assert_eq!(edit_distance("", "cse"), 3);
+        assert_eq!(kiln_ir::suggest::edit_distance("fold-bn", "fold-nb"), 2);
+        assert_eq!(kiln_ir::suggest::edit_distance("dce", "dce"), 0);
+        assert_eq!(kiln_ir::suggest::edit_distance("", "cse"), 3);
     }
 }
