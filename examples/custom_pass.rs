@@ -14,7 +14,9 @@
 
 use kiln_ir::ops::Relu;
 use kiln_ir::{Graph, NodeId, Op, Tensor};
-use kiln_passes::{Context, OptionDoc, Options, Pass, PassError, PassManager, PipelineError, Registry, Report};
+use kiln_passes::{
+    Context, OptionDoc, Options, Pass, PassError, PassManager, PipelineError, Registry, Report,
+};
 
 /// The pass: its options, and nothing else (a pass keeps no state between runs).
 struct ReluAfterPool {
@@ -34,13 +36,18 @@ impl ReluAfterPool {
     /// Rewrites one max pool, or says why not. Guards first, one condition a
     /// line; the graph is only touched once they all pass.
     fn rewrite(&self, g: &mut Graph, pool: NodeId) -> Result<String, PassError> {
-        let Op::MaxPool(attrs) = g.op(pool).clone() else { unreachable!("the caller picks max pools") };
+        let Op::MaxPool(attrs) = g.op(pool).clone() else {
+            unreachable!("the caller picks max pools")
+        };
         let relu = g.operands(pool)[0];
         let input = g.operands(relu.node)[0];
         // A new pool reads the ReLU's input, and a new ReLU reads the pool. A
         // node that does not type-check would be a bug in this pass: say where.
         let at = g.describe(pool);
-        let bug = |source| PassError::Rewrite { node: at.clone(), source };
+        let bug = |source| PassError::Rewrite {
+            node: at.clone(),
+            source,
+        };
         let pooled = g.add(attrs, &[input]).map_err(bug)?;
         let new_relu = g.add(Relu {}, &[pooled]).map_err(bug)?;
         let before = g.value_type(relu).expect("live value").elements();
@@ -48,18 +55,24 @@ impl ReluAfterPool {
         g.replace_all_uses(pool.into(), new_relu);
         g.remove_node(pool);
         g.remove_node(relu.node);
-        Ok(format!("relu moved after the pool: {before} -> {after} elements"))
+        Ok(format!(
+            "relu moved after the pool: {before} -> {after} elements"
+        ))
     }
 
     /// Why the pool cannot be rewritten, or `None` if it can.
     fn refusal(&self, g: &Graph, pool: NodeId) -> Option<&'static str> {
-        let Op::MaxPool(attrs) = g.op(pool) else { return Some("not a max pool") };
+        let Op::MaxPool(attrs) = g.op(pool) else {
+            return Some("not a max pool");
+        };
         let x = g.operands(pool)[0];
         if !matches!(g.op(x.node), Op::Relu(_)) {
             return Some("its input is not a relu");
         }
         if attrs.stride[0] * attrs.stride[1] < self.min_stride {
-            return Some("its stride is below min_stride: the relu would not run on fewer elements");
+            return Some(
+                "its stride is below min_stride: the relu would not run on fewer elements",
+            );
         }
         if g.use_count(x) != 1 {
             return Some("the relu has other users, which need it where it is");
@@ -80,7 +93,10 @@ impl Pass for ReluAfterPool {
 
     fn run(&self, g: &mut Graph, _cx: &mut Context) -> Result<Report, PassError> {
         let mut report = Report::new();
-        let pools: Vec<NodeId> = g.node_ids().filter(|&id| matches!(g.op(id), Op::MaxPool(_))).collect();
+        let pools: Vec<NodeId> = g
+            .node_ids()
+            .filter(|&id| matches!(g.op(id), Op::MaxPool(_)))
+            .collect();
         for pool in pools {
             let described = g.describe(pool);
             match self.refusal(g, pool) {
@@ -106,10 +122,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     registry.register_with_options(
         "relu-after-pool",
         "moves a relu after the max pool that reads it (exact), so it runs on fewer elements",
-        vec![OptionDoc::new("min_stride", "2", "only pools whose strides multiply to at least this")],
+        vec![OptionDoc::new(
+            "min_stride",
+            "2",
+            "only pools whose strides multiply to at least this",
+        )],
         ReluAfterPool::from_options,
     )?;
-    for line in registry.help().lines().filter(|l| l.contains("relu-after-pool") || l.contains("min_stride")) {
+    for line in registry
+        .help()
+        .lines()
+        .filter(|l| l.contains("relu-after-pool") || l.contains("min_stride"))
+    {
         println!("{line}");
     }
 
@@ -131,14 +155,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let run = pm.run(&mut optimized, &mut cx)?; // verified after every pass
     println!("{}", pm.pipeline());
     print!("{run}");
-    for detail in &run.get("relu-after-pool").expect("in the pipeline").report.details {
+    for detail in &run
+        .get("relu-after-pool")
+        .expect("in the pipeline")
+        .report
+        .details
+    {
         println!("  {:?} {}: {}", detail.outcome, detail.node, detail.message);
     }
 
     // The interpreter proves the rewrite kept the meaning.
     let (_, input_name, ty) = graph.inputs()[0];
-    let data = (0..ty.elements()).map(|i| ((i * 7919) % 1999) as f32 / 1999.0 - 0.5).collect();
-    let x = [(input_name, Tensor { shape: ty.shape.clone(), data })];
+    let data = (0..ty.elements())
+        .map(|i| ((i * 7919) % 1999) as f32 / 1999.0 - 0.5)
+        .collect();
+    let x = [(
+        input_name,
+        Tensor {
+            shape: ty.shape.clone(),
+            data,
+        },
+    )];
     let before = kiln_interp::run(&graph, &weights, &x)?;
     let after = kiln_interp::run(&optimized, &cx.params, &x)?;
     let diff = before[0].max_abs_diff(&after[0]).expect("same shape") / before[0].max_abs();

@@ -9,11 +9,20 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}:{source}")]
-    Text { path: String, source: kiln_ir::text::TextError },
+    Text {
+        path: String,
+        source: kiln_ir::text::TextError,
+    },
     #[error("{path}: {source}")]
-    Json { path: String, source: kiln_ir::json::JsonError },
+    Json {
+        path: String,
+        source: kiln_ir::json::JsonError,
+    },
     #[error("{path}: {source}")]
     Invalid { path: String, source: IrError },
     #[error(transparent)]
@@ -41,13 +50,19 @@ pub struct ModelOptions {
 
 impl ModelOptions {
     fn is_default(&self) -> bool {
-        self.batch.is_none() && self.input_size.is_none() && self.classes.is_none() && !self.aux_logits
+        self.batch.is_none()
+            && self.input_size.is_none()
+            && self.classes.is_none()
+            && !self.aux_logits
     }
 }
 
 /// True when `model` names a file rather than a zoo entry.
 pub fn is_file(model: &str) -> bool {
-    model.ends_with(".kir") || model.ends_with(".json") || model.contains('/') || Path::new(model).is_file()
+    model.ends_with(".kir")
+        || model.ends_with(".json")
+        || model.contains('/')
+        || Path::new(model).is_file()
 }
 
 /// Loads and verifies a model: a file by its extension, anything else by zoo name.
@@ -70,11 +85,20 @@ pub fn load_model(model: &str, opts: &ModelOptions) -> Result<Graph, LoadError> 
         return Err(LoadError::OptionsOnFile(model.to_string()));
     }
     let path = model.to_string();
-    let text = std::fs::read_to_string(model).map_err(|source| LoadError::Io { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(model).map_err(|source| LoadError::Io {
+        path: path.clone(),
+        source,
+    })?;
     let graph = if model.ends_with(".json") {
-        kiln_ir::json::from_json(&text).map_err(|source| LoadError::Json { path: path.clone(), source })?
+        kiln_ir::json::from_json(&text).map_err(|source| LoadError::Json {
+            path: path.clone(),
+            source,
+        })?
     } else {
-        kiln_ir::text::parse(&text).map_err(|source| LoadError::Text { path: path.clone(), source })?
+        kiln_ir::text::parse(&text).map_err(|source| LoadError::Text {
+            path: path.clone(),
+            source,
+        })?
     };
     kiln_ir::verify(&graph).map_err(|source| LoadError::Invalid { path, source })?;
     Ok(graph)

@@ -6,16 +6,29 @@ use kiln::ir::{text, verify, ParamStore};
 use std::path::PathBuf;
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn check_block(block: &str) {
     let source = std::fs::read_to_string(data(&format!("{block}.kir"))).expect("the .kir file");
     let graph = text::parse(&source).unwrap_or_else(|e| panic!("{block}.kir: {e}"));
     verify(&graph).unwrap();
-    assert_eq!(text::print(&graph), source, "{block}.kir is in canonical form");
+    assert_eq!(
+        text::print(&graph),
+        source,
+        "{block}.kir is in canonical form"
+    );
     let weights = ParamStore::load(data(&format!("{block}.weights.safetensors"))).unwrap();
-    assert!(weights.skipped.iter().all(|n| n.ends_with("num_batches_tracked")), "{:?}", weights.skipped);
+    assert!(
+        weights
+            .skipped
+            .iter()
+            .all(|n| n.ends_with("num_batches_tracked")),
+        "{:?}",
+        weights.skipped
+    );
     let input = read_npy(data(&format!("{block}.input.npy"))).unwrap();
     let expected = read_npy(data(&format!("{block}.output.npy"))).unwrap();
     let outputs = kiln::interp::run(&graph, &weights, &[("x", input)]).unwrap();

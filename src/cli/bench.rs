@@ -36,10 +36,18 @@ pub struct JitArgs {
 
 impl JitArgs {
     pub fn options(&self) -> kiln_jit::Options {
-        kiln_jit::Options { threads: self.threads, ukernels: self.ukernels.into(), checked: self.checked }
+        kiln_jit::Options {
+            threads: self.threads,
+            ukernels: self.ukernels.into(),
+            checked: self.checked,
+        }
     }
 
-    pub fn compile(&self, g: &Graph, params: &ParamStore) -> Result<kiln_jit::CompiledModel, CliError> {
+    pub fn compile(
+        &self,
+        g: &Graph,
+        params: &ParamStore,
+    ) -> Result<kiln_jit::CompiledModel, CliError> {
         Ok(kiln_jit::compile(g, params, &self.options())?)
     }
 }
@@ -81,8 +89,13 @@ pub fn bench(args: BenchArgs) -> Result<(), CliError> {
         .enumerate()
         .map(|(i, (_, _, ty))| {
             let n = ty.elements();
-            let data = (0..n).map(|j| (((j * 7919 + i * 104729) % 2001) as f32 - 1000.0) / 1000.0).collect();
-            Tensor { shape: ty.shape.clone(), data }
+            let data = (0..n)
+                .map(|j| (((j * 7919 + i * 104729) % 2001) as f32 - 1000.0) / 1000.0)
+                .collect();
+            Tensor {
+                shape: ty.shape.clone(),
+                data,
+            }
         })
         .collect();
     let bar = (!args.json).then(|| {
@@ -124,7 +137,12 @@ pub fn bench(args: BenchArgs) -> Result<(), CliError> {
     let threads = model.threads();
     let peak_core = kiln_jit::measure_peak_gflops(args.jit.ukernels.into());
     let peak = peak_core * threads as f64;
-    let batch = p.graph.inputs().first().map(|(_, _, t)| t.shape.first().copied().unwrap_or(1)).unwrap_or(1);
+    let batch = p
+        .graph
+        .inputs()
+        .first()
+        .map(|(_, _, t)| t.shape.first().copied().unwrap_or(1))
+        .unwrap_or(1);
     let throughput = batch as f64 / median.as_secs_f64();
     if args.json {
         let doc = json!({
@@ -145,12 +163,26 @@ pub fn bench(args: BenchArgs) -> Result<(), CliError> {
             "peak_share": gflops / peak,
             "macs": macs,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON of plain values"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("JSON of plain values")
+        );
         return Ok(());
     }
     println!("model       {} (batch {batch})", args.model.model);
-    println!("compile     {:.3} s (passes and load {:.3} s), arena {:.1} MiB", compile_s, passes_s, model.arena_bytes() as f64 / (1 << 20) as f64);
-    println!("latency     median {:.2} ms, min {:.2} ms, max {:.2} ms over {} runs", ms(median), ms(min), ms(max), args.iterations);
+    println!(
+        "compile     {:.3} s (passes and load {:.3} s), arena {:.1} MiB",
+        compile_s,
+        passes_s,
+        model.arena_bytes() as f64 / (1 << 20) as f64
+    );
+    println!(
+        "latency     median {:.2} ms, min {:.2} ms, max {:.2} ms over {} runs",
+        ms(median),
+        ms(min),
+        ms(max),
+        args.iterations
+    );
     println!("throughput  {throughput:.1} images/s");
     println!("compute     {gflops:.1} GFLOP/s = {:.0}% of {peak:.0} GFLOP/s peak ({threads} threads x {peak_core:.0}, measured now)", 100.0 * gflops / peak);
     Ok(())

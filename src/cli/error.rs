@@ -19,7 +19,10 @@ pub enum CliError {
     #[error(transparent)]
     Jit(#[from] kiln_jit::JitError),
     #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Usage(String),
 }

@@ -23,7 +23,11 @@ use crate::load::ModelOptions;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about = "A graph compiler for convolutional networks")]
+#[command(
+    name = "kiln",
+    version,
+    about = "A graph compiler for convolutional networks"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -80,7 +84,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// Writes `text` to `path`, or to standard output without one.
 pub(crate) fn write_output(path: Option<&str>, text: &str) -> Result<(), CliError> {
     match path {
-        Some(p) => std::fs::write(p, text).map_err(|source| CliError::Write { path: p.to_string(), source }),
+        Some(p) => std::fs::write(p, text).map_err(|source| CliError::Write {
+            path: p.to_string(),
+            source,
+        }),
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -112,7 +119,11 @@ pub(crate) fn prepare(args: &ModelArgs) -> Result<Prepared, CliError> {
         }
         None => kiln_models::init_params(&graph, args.seed),
     };
-    let mut prepared = Prepared { graph, params, seed: args.seed };
+    let mut prepared = Prepared {
+        graph,
+        params,
+        seed: args.seed,
+    };
     if let Some(pipeline) = &args.passes {
         opt::run_pipeline(&mut prepared, pipeline, &opt::Printing::None)?;
     }

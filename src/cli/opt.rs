@@ -35,10 +35,14 @@ pub(crate) enum Printing {
 }
 
 /// Runs `pipeline` over the prepared model; the graph is verified after every pass.
-pub(crate) fn run_pipeline(p: &mut Prepared, pipeline: &str, printing: &Printing) -> Result<RunReport, CliError> {
+pub(crate) fn run_pipeline(
+    p: &mut Prepared,
+    pipeline: &str,
+    printing: &Printing,
+) -> Result<RunReport, CliError> {
     let registry = Registry::builtin();
-    let mut manager =
-        PassManager::parse(pipeline, &registry).map_err(|e| CliError::Usage(format!("--passes {pipeline}: {e}")))?;
+    let mut manager = PassManager::parse(pipeline, &registry)
+        .map_err(|e| CliError::Usage(format!("--passes {pipeline}: {e}")))?;
     manager = match printing {
         Printing::None => manager,
         Printing::All => manager.print_after_all(),
@@ -56,7 +60,9 @@ pub(crate) fn run_pipeline(p: &mut Prepared, pipeline: &str, printing: &Printing
 
 pub fn opt(args: OptArgs) -> Result<(), CliError> {
     let Some(pipeline) = args.model.passes.clone() else {
-        return Err(CliError::Usage("kiln opt needs --passes PIPELINE (see `kiln passes`)".into()));
+        return Err(CliError::Usage(
+            "kiln opt needs --passes PIPELINE (see `kiln passes`)".into(),
+        ));
     };
     let mut model = args.model.clone();
     model.passes = None;
@@ -79,11 +85,24 @@ pub fn opt(args: OptArgs) -> Result<(), CliError> {
                     kiln_passes::Outcome::Changed => "changed",
                     kiln_passes::Outcome::Left => "left",
                 };
-                let metrics: String = d.metrics.iter().map(|(k, v)| format!(" {k}={v:.4e}")).collect();
-                eprintln!("  {}: {outcome} {}: {}{metrics}", run.name, d.node, d.message);
+                let metrics: String = d
+                    .metrics
+                    .iter()
+                    .map(|(k, v)| format!(" {k}={v:.4e}"))
+                    .collect();
+                eprintln!(
+                    "  {}: {outcome} {}: {}{metrics}",
+                    run.name, d.node, d.message
+                );
             }
         }
-        let pct = |a: u64, b: u64| if a == 0 { 0.0 } else { 100.0 * (b as f64 - a as f64) / a as f64 };
+        let pct = |a: u64, b: u64| {
+            if a == 0 {
+                0.0
+            } else {
+                100.0 * (b as f64 - a as f64) / a as f64
+            }
+        };
         eprintln!(
             "params {} -> {} ({:+.2}%), MACs {} -> {} ({:+.2}%), nodes {} -> {}",
             grouped(before.params),

@@ -46,7 +46,9 @@ pub(crate) fn read_inputs(g: &Graph, specs: &[String]) -> Result<Vec<(String, Te
             }
         };
         if !names.contains(&name) {
-            return Err(CliError::Usage(format!("--input {spec}: the graph has no input \"{name}\" (it has {names:?})")));
+            return Err(CliError::Usage(format!(
+                "--input {spec}: the graph has no input \"{name}\" (it has {names:?})"
+            )));
         }
         out.push((name, read_npy(path)?));
     }
@@ -90,7 +92,11 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     }
     if args.output.is_empty() {
         for (i, t) in outputs.iter().enumerate() {
-            println!("output {i}: shape {:?}, max |x| {:.6}", t.shape, t.max_abs());
+            println!(
+                "output {i}: shape {:?}, max |x| {:.6}",
+                t.shape,
+                t.max_abs()
+            );
         }
     }
     Ok(())

@@ -24,7 +24,15 @@ pub fn summary(args: SummaryArgs) -> Result<(), CliError> {
     }
     let describe = |id| g.describe(id);
     let shape = |id| {
-        g.node(id).map(|n| n.outputs.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+        g.node(id)
+            .map(|n| {
+                n.outputs
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
     };
     if args.json {
         let nodes: Vec<_> = c
@@ -49,18 +57,44 @@ pub fn summary(args: SummaryArgs) -> Result<(), CliError> {
             "ops": ops,
             "layers": nodes,
         });
-        say!(out, "{}", serde_json::to_string_pretty(&doc).expect("JSON of plain values"));
+        say!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("JSON of plain values")
+        );
         return write_output(None, &out);
     }
-    let width = c.nodes.iter().map(|(id, _)| describe(*id).len()).max().unwrap_or(4).max(4);
-    say!(out, "{:<width$}  {:<22}  {:>12}  {:>14}", "node", "output", "params", "MACs");
+    let width = c
+        .nodes
+        .iter()
+        .map(|(id, _)| describe(*id).len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    say!(
+        out,
+        "{:<width$}  {:<22}  {:>12}  {:>14}",
+        "node",
+        "output",
+        "params",
+        "MACs"
+    );
     for (id, nc) in &c.nodes {
-        say!(out, 
+        say!(
+            out,
             "{:<width$}  {:<22}  {:>12}  {:>14}",
             describe(*id),
             shape(*id),
-            if nc.params > 0 { grouped(nc.params) } else { String::new() },
-            if nc.macs > 0 { grouped(nc.macs) } else { String::new() },
+            if nc.params > 0 {
+                grouped(nc.params)
+            } else {
+                String::new()
+            },
+            if nc.macs > 0 {
+                grouped(nc.macs)
+            } else {
+                String::new()
+            },
         );
     }
     say!(out, "");

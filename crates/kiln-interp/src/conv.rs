@@ -78,7 +78,10 @@ pub(crate) fn conv2d(op: &Conv2d, args: &[&Tensor]) -> Tensor {
             *yv = v;
         }
     });
-    Tensor { shape: vec![n, o, oh, ow], data: out }
+    Tensor {
+        shape: vec![n, o, oh, ow],
+        data: out,
+    }
 }
 
 /// `acc[i] += x[i] * w` in f64, over as many terms as `acc` holds.
@@ -90,5 +93,6 @@ fn multiply_add<'a>(acc: &mut [f64], xs: impl Iterator<Item = &'a f32>, w: f64) 
 }
 
 fn out_size(op: &Conv2d, axis: usize, size: usize) -> usize {
-    op.output_size(axis, size).expect("the verifier checked the kernel fits the padded input")
+    op.output_size(axis, size)
+        .expect("the verifier checked the kernel fits the padded input")
 }

@@ -13,9 +13,16 @@ pub(crate) fn dense(op: &Dense, args: &[&Tensor]) -> Tensor {
     let mut out = Vec::with_capacity(n * m);
     for row in x.data.chunks(k).take(n) {
         for (j, wrow) in w.data.chunks(k).take(m).enumerate() {
-            let sum: f64 = row.iter().zip(wrow).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let sum: f64 = row
+                .iter()
+                .zip(wrow)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
             out.push((sum + bias.map_or(0.0, |b| b[j] as f64)) as f32);
         }
     }
-    Tensor { shape: vec![n, m], data: out }
+    Tensor {
+        shape: vec![n, m],
+        data: out,
+    }
 }

@@ -19,12 +19,23 @@ pub(crate) fn add_scalar(a: f32, b: f32) -> f32 {
 }
 
 pub(crate) fn relu(x: &Tensor) -> Tensor {
-    Tensor { shape: x.shape.clone(), data: x.data.iter().map(|&v| relu_scalar(v)).collect() }
+    Tensor {
+        shape: x.shape.clone(),
+        data: x.data.iter().map(|&v| relu_scalar(v)).collect(),
+    }
 }
 
 pub(crate) fn add(a: &Tensor, b: &Tensor) -> Tensor {
-    let data = a.data.iter().zip(&b.data).map(|(&a, &b)| add_scalar(a, b)).collect();
-    Tensor { shape: a.shape.clone(), data }
+    let data = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(&a, &b)| add_scalar(a, b))
+        .collect();
+    Tensor {
+        shape: a.shape.clone(),
+        data,
+    }
 }
 
 /// Dropout is the identity at inference, which is all the op means today.
@@ -41,13 +52,20 @@ pub(crate) fn softmax(op: &Softmax, x: &Tensor) -> Tensor {
     for o in 0..outer {
         for i in 0..inner {
             let at = |k: usize| (o * len + k) * inner + i;
-            let max = (0..len).map(|k| x.data[at(k)]).fold(f32::NEG_INFINITY, f32::max) as f64;
-            let exps: Vec<f64> = (0..len).map(|k| (x.data[at(k)] as f64 - max).exp()).collect();
+            let max = (0..len)
+                .map(|k| x.data[at(k)])
+                .fold(f32::NEG_INFINITY, f32::max) as f64;
+            let exps: Vec<f64> = (0..len)
+                .map(|k| (x.data[at(k)] as f64 - max).exp())
+                .collect();
             let sum: f64 = exps.iter().sum();
             for (k, e) in exps.iter().enumerate() {
                 out[at(k)] = (e / sum) as f32;
             }
         }
     }
-    Tensor { shape: x.shape.clone(), data: out }
+    Tensor {
+        shape: x.shape.clone(),
+        data: out,
+    }
 }

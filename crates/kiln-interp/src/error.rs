@@ -20,7 +20,9 @@ pub enum InterpError {
     MissingInput { name: String, expected: TensorType },
 
     /// A tensor was given under a name the graph has no input for.
-    #[error("input \"{name}\" was given, but the graph has no input of that name (its inputs: {known})")]
+    #[error(
+        "input \"{name}\" was given, but the graph has no input of that name (its inputs: {known})"
+    )]
     UnknownInput { name: String, known: String },
 
     /// The same input name was given twice.
@@ -29,15 +31,28 @@ pub enum InterpError {
 
     /// A given input's shape differs from the declared one.
     #[error("input \"{name}\" has shape {found:?}, the graph declares {expected}")]
-    InputShape { name: String, expected: TensorType, found: Vec<usize> },
+    InputShape {
+        name: String,
+        expected: TensorType,
+        found: Vec<usize>,
+    },
 
     /// A tensor (input, parameter or operand) whose data length disagrees with its shape.
     #[error("{what} has shape {shape:?} but holds {len} values")]
-    MalformedTensor { what: String, shape: Vec<usize>, len: usize },
+    MalformedTensor {
+        what: String,
+        shape: Vec<usize>,
+        len: usize,
+    },
 
     /// A SoftmaxCrossEntropy label that is not an integer class index in `[0, classes)`.
     #[error("{node}: label {value} of row {row} is not a class index in [0, {classes})")]
-    BadLabel { node: String, row: usize, value: f32, classes: usize },
+    BadLabel {
+        node: String,
+        row: usize,
+        value: f32,
+        classes: usize,
+    },
 
     /// `eval_op` was given operands its op does not accept (or a source op).
     #[error("{node}: {message}")]
@@ -46,5 +61,10 @@ pub enum InterpError {
     /// A kernel produced a tensor of another shape than the node declares:
     /// a bug in the interpreter or in the IR's shape inference, never the user's.
     #[error("{node}: output {port} has shape {found:?}, the graph declares {expected} (an interpreter bug)")]
-    KernelShape { node: String, port: usize, expected: TensorType, found: Vec<usize> },
+    KernelShape {
+        node: String,
+        port: usize,
+        expected: TensorType,
+        found: Vec<usize>,
+    },
 }

@@ -43,15 +43,23 @@ pub(crate) fn eval(op: &Op, args: &[&Tensor]) -> Result<Vec<Tensor>, KernelError
 }
 
 /// Evaluates `op`, whose node is described as `node` in errors.
-pub(crate) fn eval_node(node: &str, op: &Op, args: &[&Tensor], declared: &[TensorType]) -> Result<Vec<Tensor>, InterpError> {
+pub(crate) fn eval_node(
+    node: &str,
+    op: &Op,
+    args: &[&Tensor],
+    declared: &[TensorType],
+) -> Result<Vec<Tensor>, InterpError> {
     let outs = eval(op, args).map_err(|e| match e {
         KernelError::Source => InterpError::Operands {
             node: node.to_string(),
             message: "a source op has no kernel: its value is an input or a parameter".into(),
         },
-        KernelError::BadLabel(b) => {
-            InterpError::BadLabel { node: node.to_string(), row: b.row, value: b.value, classes: b.classes }
-        }
+        KernelError::BadLabel(b) => InterpError::BadLabel {
+            node: node.to_string(),
+            row: b.row,
+            value: b.value,
+            classes: b.classes,
+        },
     })?;
     for (port, (t, ty)) in outs.iter().zip(declared).enumerate() {
         if t.shape != ty.shape {
@@ -70,7 +78,11 @@ pub(crate) fn eval_node(node: &str, op: &Op, args: &[&Tensor], declared: &[Tenso
 pub(crate) fn well_formed(what: impl FnOnce() -> String, t: &Tensor) -> Result<(), InterpError> {
     let expected = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     if expected != Some(t.data.len()) {
-        return Err(InterpError::MalformedTensor { what: what(), shape: t.shape.clone(), len: t.data.len() });
+        return Err(InterpError::MalformedTensor {
+            what: what(),
+            shape: t.shape.clone(),
+            len: t.data.len(),
+        });
     }
     Ok(())
 }
@@ -81,21 +93,33 @@ pub(crate) fn well_formed(what: impl FnOnce() -> String, t: &Tensor) -> Result<(
 /// against this one without building a graph.
 pub fn eval_op(op: &Op, operands: &[&Tensor]) -> Result<Vec<Tensor>, InterpError> {
     let node = op.kind();
-    let refuse = |message: String| InterpError::Operands { node: node.to_string(), message };
+    let refuse = |message: String| InterpError::Operands {
+        node: node.to_string(),
+        message,
+    };
     let def = op.def();
     if def.is_source() {
-        return Err(refuse("a source op has no kernel: its value is an input or a parameter".into()));
+        return Err(refuse(
+            "a source op has no kernel: its value is an input or a parameter".into(),
+        ));
     }
     if !def.arity().accepts(operands.len()) {
-        return Err(refuse(format!("takes {} operands, given {}", def.arity(), operands.len())));
+        return Err(refuse(format!(
+            "takes {} operands, given {}",
+            def.arity(),
+            operands.len()
+        )));
     }
     let mut types = Vec::with_capacity(operands.len());
     for (slot, t) in operands.iter().enumerate() {
         well_formed(|| format!("{node} operand {slot}"), t)?;
         let ty = t.ty();
-        ty.validate().map_err(|e| refuse(format!("operand {slot}: {e}")))?;
+        ty.validate()
+            .map_err(|e| refuse(format!("operand {slot}: {e}")))?;
         types.push(ty);
     }
-    let declared = def.infer(&types.iter().collect::<Vec<_>>()).map_err(refuse)?;
+    let declared = def
+        .infer(&types.iter().collect::<Vec<_>>())
+        .map_err(refuse)?;
     eval_node(node, op, operands, &declared)
 }

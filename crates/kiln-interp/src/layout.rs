@@ -20,10 +20,19 @@ pub(crate) fn split_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) 
 /// The outputs `o` in `0..out_len` whose input position `o * stride + offset`
 /// lies inside `0..in_len`: the rows (or columns) where one kernel tap of a
 /// convolution reads real data rather than padding.
-pub(crate) fn valid_outputs(out_len: usize, in_len: usize, stride: usize, offset: i64) -> Range<usize> {
+pub(crate) fn valid_outputs(
+    out_len: usize,
+    in_len: usize,
+    stride: usize,
+    offset: i64,
+) -> Range<usize> {
     let stride = stride as i64;
     // o * stride + offset >= 0  <=>  o >= ceil(-offset / stride)
-    let lo = if offset >= 0 { 0 } else { (-offset + stride - 1) / stride };
+    let lo = if offset >= 0 {
+        0
+    } else {
+        (-offset + stride - 1) / stride
+    };
     // o * stride + offset <= in_len - 1  <=>  o <= floor((in_len - 1 - offset) / stride)
     let top = in_len as i64 - 1 - offset;
     let hi = if top < 0 { 0 } else { top / stride + 1 };
@@ -47,12 +56,23 @@ pub(crate) struct Window {
 /// The window of output `o`: it starts at `o * stride - pad_begin` and spans
 /// `kernel` positions, clipped to the padded input `[-pad_begin, size + pad_end)`
 /// for `padded_len` and to the input `[0, size)` for `lo..hi`.
-pub(crate) fn pool_window(o: usize, size: usize, kernel: usize, stride: usize, pad_begin: usize, pad_end: usize) -> Window {
+pub(crate) fn pool_window(
+    o: usize,
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    pad_begin: usize,
+    pad_end: usize,
+) -> Window {
     let start = (o * stride) as i64 - pad_begin as i64;
     let end_padded = (start + kernel as i64).min((size + pad_end) as i64);
     let lo = start.max(0);
     let hi = end_padded.min(size as i64);
-    Window { lo: lo as usize, hi: hi.max(lo) as usize, padded_len: (end_padded - start) as usize }
+    Window {
+        lo: lo as usize,
+        hi: hi.max(lo) as usize,
+        padded_len: (end_padded - start) as usize,
+    }
 }
 
 #[cfg(test)]
@@ -67,10 +87,16 @@ mod tests {
                 for stride in 1..4 {
                     for offset in -5i64..5 {
                         let brute: Vec<usize> = (0..out_len)
-                            .filter(|&o| (0..in_len as i64).contains(&(o as i64 * stride as i64 + offset)))
+                            .filter(|&o| {
+                                (0..in_len as i64).contains(&(o as i64 * stride as i64 + offset))
+                            })
                             .collect();
-                        let r: Vec<usize> = valid_outputs(out_len, in_len, stride, offset).collect();
-                        assert_eq!(r, brute, "out {out_len} in {in_len} stride {stride} offset {offset}");
+                        let r: Vec<usize> =
+                            valid_outputs(out_len, in_len, stride, offset).collect();
+                        assert_eq!(
+                            r, brute,
+                            "out {out_len} in {in_len} stride {stride} offset {offset}"
+                        );
                     }
                 }
             }
@@ -80,9 +106,30 @@ mod tests {
     #[test]
     fn pool_window_clips_padding_and_overhang() {
         // size 5, kernel 3, stride 2, pad 1 each side: windows start at -1, 1, 3, 5.
-        assert_eq!(pool_window(0, 5, 3, 2, 1, 1), Window { lo: 0, hi: 2, padded_len: 3 });
-        assert_eq!(pool_window(1, 5, 3, 2, 1, 1), Window { lo: 1, hi: 4, padded_len: 3 });
+        assert_eq!(
+            pool_window(0, 5, 3, 2, 1, 1),
+            Window {
+                lo: 0,
+                hi: 2,
+                padded_len: 3
+            }
+        );
+        assert_eq!(
+            pool_window(1, 5, 3, 2, 1, 1),
+            Window {
+                lo: 1,
+                hi: 4,
+                padded_len: 3
+            }
+        );
         // Starts at 5 (the end padding), covers 5..8, clipped to the padded end 6.
-        assert_eq!(pool_window(3, 5, 3, 2, 1, 1), Window { lo: 5, hi: 5, padded_len: 1 });
+        assert_eq!(
+            pool_window(3, 5, 3, 2, 1, 1),
+            Window {
+                lo: 5,
+                hi: 5,
+                padded_len: 1
+            }
+        );
     }
 }

@@ -9,10 +9,18 @@ use kiln_ir::Tensor;
 pub(crate) fn batch_statistics(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
     let (n, c, inner) = split_axis(&x.shape, 1);
     let count = (n * inner) as f64;
-    let channel = |ch: usize| (0..n).flat_map(move |b| x.data[(b * c + ch) * inner..][..inner].iter());
-    let mean: Vec<f64> = (0..c).map(|ch| channel(ch).map(|&v| v as f64).sum::<f64>() / count).collect();
+    let channel =
+        |ch: usize| (0..n).flat_map(move |b| x.data[(b * c + ch) * inner..][..inner].iter());
+    let mean: Vec<f64> = (0..c)
+        .map(|ch| channel(ch).map(|&v| v as f64).sum::<f64>() / count)
+        .collect();
     let var = (0..c)
-        .map(|ch| channel(ch).map(|&v| (v as f64 - mean[ch]).powi(2)).sum::<f64>() / count)
+        .map(|ch| {
+            channel(ch)
+                .map(|&v| (v as f64 - mean[ch]).powi(2))
+                .sum::<f64>()
+                / count
+        })
         .collect();
     (mean, var)
 }
@@ -42,7 +50,10 @@ pub(crate) fn batch_norm(op: &BatchNorm, args: &[&Tensor]) -> Tensor {
             (normalised * weight[ch] as f64 + bias[ch] as f64) as f32
         })
         .collect();
-    Tensor { shape: x.shape.clone(), data }
+    Tensor {
+        shape: x.shape.clone(),
+        data,
+    }
 }
 
 /// `torch.nn.LocalResponseNorm`: `y = x / (k + alpha / size * s) ^ beta` where
@@ -59,10 +70,14 @@ pub(crate) fn lrn(op: &Lrn, x: &Tensor) -> Tensor {
             for i in 0..inner {
                 let at = |k: usize| (b * c + k) * inner + i;
                 let s: f64 = window.clone().map(|k| (x.data[at(k)] as f64).powi(2)).sum();
-                let denom = (op.k as f64 + op.alpha as f64 / op.size as f64 * s).powf(op.beta as f64);
+                let denom =
+                    (op.k as f64 + op.alpha as f64 / op.size as f64 * s).powf(op.beta as f64);
                 out[at(ch)] = (x.data[at(ch)] as f64 / denom) as f32;
             }
         }
     }
-    Tensor { shape: x.shape.clone(), data: out }
+    Tensor {
+        shape: x.shape.clone(),
+        data: out,
+    }
 }

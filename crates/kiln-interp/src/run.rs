@@ -52,9 +52,16 @@ impl<S: AsRef<str>, T: Borrow<Tensor>> Inputs for BTreeMap<S, T> {
 /// input given exactly once with exactly its declared shape, no name the
 /// graph does not have). Each check's error names what is wrong and where.
 /// Intermediate values are dropped as soon as their last user has run.
-pub fn run<I: Inputs + ?Sized>(g: &Graph, params: &ParamStore, inputs: &I) -> Result<Vec<Tensor>, InterpError> {
+pub fn run<I: Inputs + ?Sized>(
+    g: &Graph,
+    params: &ParamStore,
+    inputs: &I,
+) -> Result<Vec<Tensor>, InterpError> {
     let values = evaluate(g, params, inputs, false)?;
-    Ok(g.outputs().iter().map(|v| values[&v.node][v.port as usize].clone().into_owned()).collect())
+    Ok(g.outputs()
+        .iter()
+        .map(|v| values[&v.node][v.port as usize].clone().into_owned())
+        .collect())
 }
 
 /// Runs the graph like [`run`] and returns every value of every node
@@ -69,7 +76,13 @@ pub fn run_all<I: Inputs + ?Sized>(
     let mut all = BTreeMap::new();
     for (node, outs) in values {
         for (port, t) in outs.into_iter().enumerate() {
-            all.insert(Value { node, port: port as u32 }, t.into_owned());
+            all.insert(
+                Value {
+                    node,
+                    port: port as u32,
+                },
+                t.into_owned(),
+            );
         }
     }
     Ok(all)
@@ -91,25 +104,32 @@ fn evaluate<'a, I: Inputs + ?Sized>(
 
     let order = g.topo_order().expect("verified graphs are acyclic");
     let pinned: HashSet<NodeId> = g.outputs().iter().map(|v| v.node).collect();
-    let mut pending_uses: HashMap<NodeId, usize> = order.iter().map(|&id| (id, g.uses(id).len())).collect();
+    let mut pending_uses: HashMap<NodeId, usize> =
+        order.iter().map(|&id| (id, g.uses(id).len())).collect();
     let mut values: Values<'a> = HashMap::new();
     for id in order {
         let node = g.node(id).expect("live node");
         let outs: Vec<Cow<'a, Tensor>> = match &node.op {
             Op::Input(i) => vec![Cow::Borrowed(given[i.name.as_str()])],
             Op::Param(p) => {
-                let t = params.get(&p.name).expect("verify_params checked it is present");
+                let t = params
+                    .get(&p.name)
+                    .expect("verify_params checked it is present");
                 well_formed(|| format!("parameter @{}", p.name), t)?;
                 vec![Cow::Borrowed(t)]
             }
             op => {
                 let operands = g.operands(id);
-                let args: Vec<&Tensor> =
-                    operands.iter().map(|v| values[&v.node][v.port as usize].as_ref()).collect();
+                let args: Vec<&Tensor> = operands
+                    .iter()
+                    .map(|v| values[&v.node][v.port as usize].as_ref())
+                    .collect();
                 let outs = eval_node(&g.describe(id), op, &args, &node.outputs)?;
                 if !keep_all {
                     for v in &operands {
-                        let left = pending_uses.get_mut(&v.node).expect("every node is counted");
+                        let left = pending_uses
+                            .get_mut(&v.node)
+                            .expect("every node is counted");
                         *left -= 1;
                         if *left == 0 && !pinned.contains(&v.node) {
                             values.remove(&v.node);
@@ -125,23 +145,39 @@ fn evaluate<'a, I: Inputs + ?Sized>(
 }
 
 /// Matches the given tensors to the graph's inputs by name.
-fn bind_inputs<'a, I: Inputs + ?Sized>(g: &Graph, inputs: &'a I) -> Result<HashMap<&'a str, &'a Tensor>, InterpError> {
+fn bind_inputs<'a, I: Inputs + ?Sized>(
+    g: &Graph,
+    inputs: &'a I,
+) -> Result<HashMap<&'a str, &'a Tensor>, InterpError> {
     let declared = g.inputs();
     let mut given: HashMap<&str, &Tensor> = HashMap::new();
     for (name, t) in inputs.entries() {
         if !declared.iter().any(|(_, n, _)| *n == name) {
-            let known = declared.iter().map(|(_, n, _)| format!("\"{n}\"")).collect::<Vec<_>>();
-            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-            return Err(InterpError::UnknownInput { name: name.to_string(), known });
+            let known = declared
+                .iter()
+                .map(|(_, n, _)| format!("\"{n}\""))
+                .collect::<Vec<_>>();
+            let known = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
+            return Err(InterpError::UnknownInput {
+                name: name.to_string(),
+                known,
+            });
         }
         if given.insert(name, t).is_some() {
-            return Err(InterpError::DuplicateInput { name: name.to_string() });
+            return Err(InterpError::DuplicateInput {
+                name: name.to_string(),
+            });
         }
     }
     for (_, name, ty) in &declared {
-        let t = given
-            .get(name)
-            .ok_or_else(|| InterpError::MissingInput { name: name.to_string(), expected: (*ty).clone() })?;
+        let t = given.get(name).ok_or_else(|| InterpError::MissingInput {
+            name: name.to_string(),
+            expected: (*ty).clone(),
+        })?;
         if t.shape != ty.shape {
             return Err(InterpError::InputShape {
                 name: name.to_string(),

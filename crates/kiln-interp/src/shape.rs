@@ -23,18 +23,26 @@ pub(crate) fn concat(op: &Concat, args: &[&Tensor]) -> Tensor {
 pub(crate) fn flatten(op: &Flatten, x: &Tensor) -> Tensor {
     let outer = x.shape[..op.axis].iter().product();
     let inner = x.shape[op.axis..].iter().product();
-    Tensor { shape: vec![outer, inner], data: x.data.clone() }
+    Tensor {
+        shape: vec![outer, inner],
+        data: x.data.clone(),
+    }
 }
 
 /// The same row-major data under the new shape.
 pub(crate) fn reshape(op: &Reshape, x: &Tensor) -> Tensor {
-    Tensor { shape: op.shape.clone(), data: x.data.clone() }
+    Tensor {
+        shape: op.shape.clone(),
+        data: x.data.clone(),
+    }
 }
 
 /// Constant padding on every axis: `pads[a]` before axis `a`, `pads[rank + a]` after.
 pub(crate) fn pad(op: &Pad, x: &Tensor) -> Tensor {
     let rank = x.shape.len();
-    let shape: Vec<usize> = (0..rank).map(|a| op.pads[a] + x.shape[a] + op.pads[rank + a]).collect();
+    let shape: Vec<usize> = (0..rank)
+        .map(|a| op.pads[a] + x.shape[a] + op.pads[rank + a])
+        .collect();
     let mut data = vec![op.value; shape.iter().product()];
     // Walk the input in row-major order, carrying its multi-index.
     let mut index = vec![0usize; rank];

@@ -18,37 +18,77 @@ use std::path::PathBuf;
 fn conformance(file: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let path = root.join("../shared/conformance").join(file);
-    assert!(path.exists(), "conformance file {} is missing (see ../shared/conformance/README.md)", path.display());
+    assert!(
+        path.exists(),
+        "conformance file {} is missing (see ../shared/conformance/README.md)",
+        path.display()
+    );
     path
 }
 
 /// Adds the named parameter with the shape the store gives it.
 fn param(g: &mut Graph, store: &ParamStore, name: &str) -> Value {
-    let t = store.get(name).unwrap_or_else(|| panic!("the weights lack {name}"));
+    let t = store
+        .get(name)
+        .unwrap_or_else(|| panic!("the weights lack {name}"));
     g.add_param(name, TensorType::f32(t.shape.clone()))
 }
 
 /// `prefix.weight` as a conv without bias; the kernel size comes from the weight.
-fn conv(g: &mut Graph, store: &ParamStore, prefix: &str, x: Value, stride: usize, pad: usize) -> Value {
+fn conv(
+    g: &mut Graph,
+    store: &ParamStore,
+    prefix: &str,
+    x: Value,
+    stride: usize,
+    pad: usize,
+) -> Value {
     let w = param(g, store, &format!("{prefix}.weight"));
     let k = g.value_type(w).unwrap().shape[2];
     g.add(Conv2d::new(k, stride, pad), &[x, w]).unwrap()
 }
 
-fn bn(g: &mut Graph, store: &ParamStore, prefix: &str, x: Value, eps: f32, training: bool) -> Value {
+fn bn(
+    g: &mut Graph,
+    store: &ParamStore,
+    prefix: &str,
+    x: Value,
+    eps: f32,
+    training: bool,
+) -> Value {
     let mut operands = vec![x];
     for p in ["weight", "bias", "running_mean", "running_var"] {
         operands.push(param(g, store, &format!("{prefix}.{p}")));
     }
-    g.add(BatchNorm { eps, momentum: 0.1, training }, &operands).unwrap()
+    g.add(
+        BatchNorm {
+            eps,
+            momentum: 0.1,
+            training,
+        },
+        &operands,
+    )
+    .unwrap()
 }
 
 fn relu(g: &mut Graph, x: Value) -> Value {
     g.add(Relu {}, &[x]).unwrap()
 }
 
-fn max_pool(g: &mut Graph, x: Value, kernel: usize, stride: usize, pad: usize, ceil_mode: bool) -> Value {
-    let op = MaxPool { kernel: [kernel; 2], stride: [stride; 2], pad: [pad; 4], ceil_mode };
+fn max_pool(
+    g: &mut Graph,
+    x: Value,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    ceil_mode: bool,
+) -> Value {
+    let op = MaxPool {
+        kernel: [kernel; 2],
+        stride: [stride; 2],
+        pad: [pad; 4],
+        ceil_mode,
+    };
     g.add(op, &[x]).unwrap()
 }
 
@@ -79,7 +119,14 @@ fn resnet18(store: &ParamStore, input: &[usize], training: bool) -> (Graph, Valu
             let y = bn(&mut g, store, &format!("{p}.bn2"), y, 1e-5, training);
             let shortcut = if store.contains(&format!("{p}.downsample.0.weight")) {
                 let s = conv(&mut g, store, &format!("{p}.downsample.0"), x, stride, 0);
-                bn(&mut g, store, &format!("{p}.downsample.1"), s, 1e-5, training)
+                bn(
+                    &mut g,
+                    store,
+                    &format!("{p}.downsample.1"),
+                    s,
+                    1e-5,
+                    training,
+                )
             } else {
                 x
             };
@@ -92,7 +139,14 @@ fn resnet18(store: &ParamStore, input: &[usize], training: bool) -> (Graph, Valu
 }
 
 /// torchvision's BasicConv2d: conv (no bias), BatchNorm (eps 0.001), ReLU.
-fn basic(g: &mut Graph, store: &ParamStore, prefix: &str, x: Value, stride: usize, pad: usize) -> Value {
+fn basic(
+    g: &mut Graph,
+    store: &ParamStore,
+    prefix: &str,
+    x: Value,
+    stride: usize,
+    pad: usize,
+) -> Value {
     let y = conv(g, store, &format!("{prefix}.conv"), x, stride, pad);
     let y = bn(g, store, &format!("{prefix}.bn"), y, 1e-3, false);
     relu(g, y)
@@ -141,8 +195,13 @@ fn check_inference(model: &str, build: impl Fn(&ParamStore) -> (Graph, Value)) {
     // Relative to the output's scale: logits near zero make per-element ratios meaningless.
     let scale = expected.max_abs();
     let max_abs = out[0].max_abs_diff(&expected).unwrap();
-    eprintln!("{model}: max |interp - torch| = {max_abs:e} (outputs up to {scale}), {seconds:.2} s");
-    assert!(max_abs <= 1e-5 * scale, "{model}: max abs diff {max_abs} exceeds 1e-5 x {scale}");
+    eprintln!(
+        "{model}: max |interp - torch| = {max_abs:e} (outputs up to {scale}), {seconds:.2} s"
+    );
+    assert!(
+        max_abs <= 1e-5 * scale,
+        "{model}: max abs diff {max_abs} exceeds 1e-5 x {scale}"
+    );
 }
 
 #[test]
@@ -158,7 +217,12 @@ fn googlenet_matches_pytorch() {
 /// Sum, L2 norm and max |x| of a tensor, in f64.
 fn stats(t: &Tensor) -> [f64; 3] {
     let sum = t.data.iter().map(|&v| v as f64).sum();
-    let l2 = t.data.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+    let l2 = t
+        .data
+        .iter()
+        .map(|&v| (v as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
     [sum, l2, t.max_abs() as f64]
 }
 
@@ -172,30 +236,47 @@ fn resnet18_training_forward_loss_matches_pytorch() {
     let input = read_npy(conformance("resnet18/train_input.npy")).unwrap();
     let labels = read_npy(conformance("resnet18/train_labels.npy")).unwrap();
     let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(conformance("resnet18/train.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(conformance("resnet18/train.json")).unwrap())
+            .unwrap();
     let step = &reference["steps"][0];
     let smoothing = reference["hyper"]["label_smoothing"].as_f64().unwrap() as f32;
 
     let (mut g, logits) = resnet18(&store, &input.shape, true);
     let l = g.add_input("labels", TensorType::f32(labels.shape.clone()));
-    let loss = g.add(SoftmaxCrossEntropy { label_smoothing: smoothing }, &[logits, l]).unwrap();
+    let loss = g
+        .add(
+            SoftmaxCrossEntropy {
+                label_smoothing: smoothing,
+            },
+            &[logits, l],
+        )
+        .unwrap();
     g.set_outputs(vec![loss, logits]);
     let out = kiln_interp::run(&g, &store, &[("input", &input), ("labels", &labels)]).unwrap();
 
     let torch_loss = step["loss"].as_f64().unwrap();
     let rel = (out[0].data[0] as f64 - torch_loss).abs() / torch_loss;
-    eprintln!("training loss: interp {} torch {torch_loss} (rel {rel:e})", out[0].data[0]);
+    eprintln!(
+        "training loss: interp {} torch {torch_loss} (rel {rel:e})",
+        out[0].data[0]
+    );
     assert!(rel < 1e-5, "loss {} vs torch {torch_loss}", out[0].data[0]);
     let found = stats(&out[1]);
     for (i, key) in ["sum", "l2", "max_abs"].iter().enumerate() {
         let want = step["logits"][key].as_f64().unwrap();
         let rel = (found[i] - want).abs() / want.abs();
-        eprintln!("logits {key}: interp {} torch {want} (rel {rel:e})", found[i]);
+        eprintln!(
+            "logits {key}: interp {} torch {want} (rel {rel:e})",
+            found[i]
+        );
         assert!(rel < 1e-5, "logits {key}: {} vs torch {want}", found[i]);
     }
     // The same batch in inference mode gives other logits: BatchNorm's mode matters here.
     let (mut eval_g, eval_logits) = resnet18(&store, &input.shape, false);
     eval_g.set_outputs(vec![eval_logits]);
     let eval_out = kiln_interp::run(&eval_g, &store, &[("input", &input)]).unwrap();
-    assert!(max_rel_diff(&eval_out[0], &out[1], 1.0) > 1e-2, "training-mode BatchNorm made no difference");
+    assert!(
+        max_rel_diff(&eval_out[0], &out[1], 1.0) > 1e-2,
+        "training-mode BatchNorm made no difference"
+    );
 }

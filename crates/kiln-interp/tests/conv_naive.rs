@@ -28,12 +28,15 @@ fn naive_conv(op: &Conv2d, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Ten
                         let ch = (oc / og) * cg + ci;
                         for ky in 0..kh {
                             for kx in 0..kw {
-                                let iy = (oy * op.stride[0] + ky * op.dilation[0]) as i64 - op.pad[0] as i64;
-                                let ix = (ox * op.stride[1] + kx * op.dilation[1]) as i64 - op.pad[1] as i64;
+                                let iy = (oy * op.stride[0] + ky * op.dilation[0]) as i64
+                                    - op.pad[0] as i64;
+                                let ix = (ox * op.stride[1] + kx * op.dilation[1]) as i64
+                                    - op.pad[1] as i64;
                                 if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wd as i64 {
                                     continue;
                                 }
-                                let xv = x.data[((b * c + ch) * h + iy as usize) * wd + ix as usize];
+                                let xv =
+                                    x.data[((b * c + ch) * h + iy as usize) * wd + ix as usize];
                                 let wv = w.data[((oc * cg + ci) * kh + ky) * kw + kx];
                                 acc += xv as f64 * wv as f64;
                             }
@@ -60,26 +63,33 @@ fn conv_case() -> impl Strategy<Value = (Conv2d, [usize; 4], usize, u64)> {
         any::<bool>(),
         any::<u64>(),
     )
-        .prop_filter_map("pads below the kernel extent and a kernel that fits", |((n, g, cg, og), k, s, d, p, hw, bias, seed)| {
-            let op = Conv2d {
-                kernel: [k.0, k.1],
-                stride: [s.0, s.1],
-                pad: [p.0, p.1, p.2, p.3],
-                dilation: [d.0, d.1],
-                groups: g,
-                bias,
-                epilogue: Epilogue::default(),
-            };
-            let extent = [d.0 * (k.0 - 1) + 1, d.1 * (k.1 - 1) + 1];
-            let pads_ok = p.0 < extent[0] && p.2 < extent[0] && p.1 < extent[1] && p.3 < extent[1];
-            let fits = op.output_size(0, hw.0).is_some() && op.output_size(1, hw.1).is_some();
-            (pads_ok && fits).then_some((op, [n, g * cg, hw.0, hw.1], g * og, seed))
-        })
+        .prop_filter_map(
+            "pads below the kernel extent and a kernel that fits",
+            |((n, g, cg, og), k, s, d, p, hw, bias, seed)| {
+                let op = Conv2d {
+                    kernel: [k.0, k.1],
+                    stride: [s.0, s.1],
+                    pad: [p.0, p.1, p.2, p.3],
+                    dilation: [d.0, d.1],
+                    groups: g,
+                    bias,
+                    epilogue: Epilogue::default(),
+                };
+                let extent = [d.0 * (k.0 - 1) + 1, d.1 * (k.1 - 1) + 1];
+                let pads_ok =
+                    p.0 < extent[0] && p.2 < extent[0] && p.1 < extent[1] && p.3 < extent[1];
+                let fits = op.output_size(0, hw.0).is_some() && op.output_size(1, hw.1).is_some();
+                (pads_ok && fits).then_some((op, [n, g * cg, hw.0, hw.1], g * og, seed))
+            },
+        )
 }
 
 fn operands(op: &Conv2d, xs: [usize; 4], o: usize, seed: u64) -> (Tensor, Tensor, Option<Tensor>) {
     let x = random(&xs, seed);
-    let w = random(&[o, xs[1] / op.groups, op.kernel[0], op.kernel[1]], seed ^ 1);
+    let w = random(
+        &[o, xs[1] / op.groups, op.kernel[0], op.kernel[1]],
+        seed ^ 1,
+    );
     let b = op.bias.then(|| random(&[o], seed ^ 2));
     (x, w, b)
 }

@@ -37,26 +37,44 @@ fn rel_error(found: &[f32], expected: &[f32]) -> f32 {
 #[test]
 fn every_reference_case_matches_pytorch() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let cases: Vec<Case> = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
-        .expect("reference.json lists kiln ops");
+    let cases: Vec<Case> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .expect("reference.json lists kiln ops");
     let store = ParamStore::load(dir.join("reference.safetensors")).unwrap();
-    let tensor = |name: String| store.get(&name).unwrap_or_else(|| panic!("reference.safetensors lacks {name}"));
-    assert!(cases.len() >= 30, "the reference set has {} cases", cases.len());
+    let tensor = |name: String| {
+        store
+            .get(&name)
+            .unwrap_or_else(|| panic!("reference.safetensors lacks {name}"))
+    };
+    assert!(
+        cases.len() >= 30,
+        "the reference set has {} cases",
+        cases.len()
+    );
     let mut kinds = std::collections::BTreeSet::new();
     let mut failures = Vec::new();
     for case in &cases {
-        let inputs: Vec<_> = (0..case.inputs).map(|i| tensor(format!("{}.in{i}", case.name))).collect();
+        let inputs: Vec<_> = (0..case.inputs)
+            .map(|i| tensor(format!("{}.in{i}", case.name)))
+            .collect();
         let expected = tensor(format!("{}.out", case.name));
         let found = run_op(case.op.clone(), &inputs);
         assert_eq!(found.shape, expected.shape, "{}: shape", case.name);
         let err = rel_error(&found.data, &expected.data);
-        eprintln!("{:<28} {:<22} max rel error {err:.2e}", case.name, case.op.kind());
+        eprintln!(
+            "{:<28} {:<22} max rel error {err:.2e}",
+            case.name,
+            case.op.kind()
+        );
         if err > 1e-6 {
             failures.push(format!("{}: {err:e}", case.name));
         }
         kinds.insert(case.op.kind());
     }
-    assert!(failures.is_empty(), "cases beyond 1e-6 relative: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "cases beyond 1e-6 relative: {failures:?}"
+    );
     // Every op with arithmetic; the pure data-movement ops are checked by hand in ops.rs.
     assert_eq!(kinds.len(), 9, "op kinds covered: {kinds:?}");
 }

@@ -31,16 +31,36 @@ fn input_errors_name_the_input() {
     let none: [(&str, Tensor); 0] = [];
     let e = run(&g, &p, &none).unwrap_err().to_string();
     assert!(e.contains("\"x\"") && e.contains("not given"), "{e}");
-    let e = run(&g, &p, &[("x", Tensor::zeros(&[1, 2, 4, 5]))]).unwrap_err().to_string();
-    assert!(e.contains("\"x\"") && e.contains("[1, 2, 4, 5]") && e.contains("f32[1,2,4,4]"), "{e}");
-    let e = run(&g, &p, &[("x", Tensor::zeros(&[1, 2, 4, 4])), ("y", Tensor::zeros(&[1]))]).unwrap_err().to_string();
+    let e = run(&g, &p, &[("x", Tensor::zeros(&[1, 2, 4, 5]))])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"x\"") && e.contains("[1, 2, 4, 5]") && e.contains("f32[1,2,4,4]"),
+        "{e}"
+    );
+    let e = run(
+        &g,
+        &p,
+        &[
+            ("x", Tensor::zeros(&[1, 2, 4, 4])),
+            ("y", Tensor::zeros(&[1])),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("\"y\""), "{e}");
 }
 
 #[test]
 fn weight_errors_name_the_parameter() {
     let (g, _) = conv_graph();
-    let e = run(&g, &ParamStore::new(), &[("x", Tensor::zeros(&[1, 2, 4, 4]))]).unwrap_err().to_string();
+    let e = run(
+        &g,
+        &ParamStore::new(),
+        &[("x", Tensor::zeros(&[1, 2, 4, 4]))],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("@conv.weight") && e.contains("missing"), "{e}");
 }
 
@@ -48,7 +68,9 @@ fn weight_errors_name_the_parameter() {
 fn an_invalid_graph_is_refused_before_running() {
     let (mut g, p) = conv_graph();
     g.set_outputs(vec![]);
-    let e = run(&g, &p, &[("x", Tensor::zeros(&[1, 2, 4, 4]))]).unwrap_err().to_string();
+    let e = run(&g, &p, &[("x", Tensor::zeros(&[1, 2, 4, 4]))])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no output"), "{e}");
 }
 
@@ -56,7 +78,9 @@ fn an_invalid_graph_is_refused_before_running() {
 fn a_duplicate_input_is_refused() {
     let (g, p) = conv_graph();
     let x = Tensor::zeros(&[1, 2, 4, 4]);
-    let e = run(&g, &p, &[("x", &x), ("x", &x)]).unwrap_err().to_string();
+    let e = run(&g, &p, &[("x", &x), ("x", &x)])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("\"x\" was given twice"), "{e}");
 }
 
@@ -105,20 +129,39 @@ fn a_value_read_by_several_nodes_survives_until_its_last_use() {
 #[test]
 fn malformed_tensors_are_refused_with_their_name() {
     let (g, mut p) = conv_graph();
-    let short = Tensor { shape: vec![1, 2, 4, 4], data: vec![0.0; 31] };
+    let short = Tensor {
+        shape: vec![1, 2, 4, 4],
+        data: vec![0.0; 31],
+    };
     let e = run(&g, &p, &[("x", &short)]).unwrap_err().to_string();
     assert!(e.contains("input \"x\"") && e.contains("31 values"), "{e}");
-    p.insert("conv.weight", Tensor { shape: vec![3, 2, 3, 3], data: vec![0.0; 5] });
-    let e = run(&g, &p, &[("x", Tensor::zeros(&[1, 2, 4, 4]))]).unwrap_err().to_string();
-    assert!(e.contains("parameter @conv.weight") && e.contains("5 values"), "{e}");
+    p.insert(
+        "conv.weight",
+        Tensor {
+            shape: vec![3, 2, 3, 3],
+            data: vec![0.0; 5],
+        },
+    );
+    let e = run(&g, &p, &[("x", Tensor::zeros(&[1, 2, 4, 4]))])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("parameter @conv.weight") && e.contains("5 values"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_mis_shaped_weight_is_refused_with_both_shapes() {
     let (g, mut p) = conv_graph();
     p.insert("conv.weight", Tensor::zeros(&[3, 2, 1, 1]));
-    let e = run(&g, &p, &[("x", Tensor::zeros(&[1, 2, 4, 4]))]).unwrap_err().to_string();
-    assert!(e.contains("@conv.weight") && e.contains("[3, 2, 1, 1]") && e.contains("f32[3,2,3,3]"), "{e}");
+    let e = run(&g, &p, &[("x", Tensor::zeros(&[1, 2, 4, 4]))])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("@conv.weight") && e.contains("[3, 2, 1, 1]") && e.contains("f32[3,2,3,3]"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -126,11 +169,28 @@ fn a_bad_label_in_a_graph_names_the_node_and_the_row() {
     let mut g = Graph::new("loss");
     let logits = g.add_input("logits", TensorType::f32([2, 4]));
     let labels = g.add_input("labels", TensorType::f32([2]));
-    let loss = g.add(SoftmaxCrossEntropy { label_smoothing: 0.1 }, &[logits, labels]).unwrap();
+    let loss = g
+        .add(
+            SoftmaxCrossEntropy {
+                label_smoothing: 0.1,
+            },
+            &[logits, labels],
+        )
+        .unwrap();
     g.set_outputs(vec![loss]);
-    let inputs = [("logits", Tensor::zeros(&[2, 4])), ("labels", Tensor::new(vec![2], vec![1.0, 4.0]).unwrap())];
-    let e = run(&g, &ParamStore::new(), &inputs).unwrap_err().to_string();
-    assert!(e.contains("softmax_cross_entropy #") && e.contains("label 4 of row 1") && e.contains("[0, 4)"), "{e}");
+    let inputs = [
+        ("logits", Tensor::zeros(&[2, 4])),
+        ("labels", Tensor::new(vec![2], vec![1.0, 4.0]).unwrap()),
+    ];
+    let e = run(&g, &ParamStore::new(), &inputs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("softmax_cross_entropy #")
+            && e.contains("label 4 of row 1")
+            && e.contains("[0, 4)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -138,11 +198,27 @@ fn eval_op_refuses_what_inference_refuses() {
     let x = Tensor::zeros(&[1, 2, 4, 4]);
     let e = eval_op(&Relu {}.into(), &[&x, &x]).unwrap_err().to_string();
     assert!(e.contains("relu") && e.contains("exactly 1"), "{e}");
-    let e = eval_op(&Conv2d::new(3, 1, 1).into(), &[&x, &Tensor::zeros(&[3, 1, 3, 3])]).unwrap_err().to_string();
-    assert!(e.contains("conv2d") && e.contains("weight must be f32[3,2,3,3]"), "{e}");
-    let e = eval_op(&Op::Param(Param { name: "w".into() }), &[]).unwrap_err().to_string();
+    let e = eval_op(
+        &Conv2d::new(3, 1, 1).into(),
+        &[&x, &Tensor::zeros(&[3, 1, 3, 3])],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("conv2d") && e.contains("weight must be f32[3,2,3,3]"),
+        "{e}"
+    );
+    let e = eval_op(&Op::Param(Param { name: "w".into() }), &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("source op"), "{e}");
-    let bad = Tensor { shape: vec![2], data: vec![1.0] };
+    let bad = Tensor {
+        shape: vec![2],
+        data: vec![1.0],
+    };
     let e = eval_op(&Relu {}.into(), &[&bad]).unwrap_err().to_string();
-    assert!(e.contains("relu operand 0") && e.contains("1 values"), "{e}");
+    assert!(
+        e.contains("relu operand 0") && e.contains("1 values"),
+        "{e}"
+    );
 }

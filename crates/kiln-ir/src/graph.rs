@@ -12,8 +12,8 @@ use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 pub type NodeId = NodeIndex<u32>;
 
@@ -63,7 +63,10 @@ pub struct Graph {
 
 impl Graph {
     pub fn new(name: impl Into<String>) -> Graph {
-        Graph { name: name.into(), ..Graph::default() }
+        Graph {
+            name: name.into(),
+            ..Graph::default()
+        }
     }
 
     /// The underlying petgraph, for algorithms this API does not offer.
@@ -84,7 +87,8 @@ impl Graph {
         if let Some(id) = self.find_param(&name) {
             return id.into();
         }
-        self.add_node_unchecked(Op::Param(Param { name }), &[], vec![ty]).into()
+        self.add_node_unchecked(Op::Param(Param { name }), &[], vec![ty])
+            .into()
     }
 
     /// Adds a node whose output types come from the op's inference; fails with
@@ -102,17 +106,35 @@ impl Graph {
             .iter()
             .map(|v| self.value_type(*v))
             .collect::<Option<_>>()
-            .ok_or_else(|| IrError::Build { op: op.kind(), message: "operand does not exist".into() })?;
-        let outputs = def.infer(&types).map_err(|message| IrError::Build { op: op.kind(), message })?;
+            .ok_or_else(|| IrError::Build {
+                op: op.kind(),
+                message: "operand does not exist".into(),
+            })?;
+        let outputs = def.infer(&types).map_err(|message| IrError::Build {
+            op: op.kind(),
+            message,
+        })?;
         Ok(self.add_node_unchecked(op, operands, outputs).into())
     }
 
     /// Adds a node with the given output types, unchecked (the parser and
     /// passes use this; the verifier checks the result).
-    pub fn add_node_unchecked(&mut self, op: Op, operands: &[Value], outputs: Vec<TensorType>) -> NodeId {
+    pub fn add_node_unchecked(
+        &mut self,
+        op: Op,
+        operands: &[Value],
+        outputs: Vec<TensorType>,
+    ) -> NodeId {
         let id = self.g.add_node(Node { op, outputs });
         for (slot, v) in operands.iter().enumerate() {
-            self.g.add_edge(v.node, id, Edge { port: v.port, slot: slot as u32 });
+            self.g.add_edge(
+                v.node,
+                id,
+                Edge {
+                    port: v.port,
+                    slot: slot as u32,
+                },
+            );
         }
         id
     }
@@ -153,7 +175,15 @@ impl Graph {
         let mut edges: Vec<(u32, Value)> = self
             .g
             .edges_directed(id, Direction::Incoming)
-            .map(|e| (e.weight().slot, Value { node: e.source(), port: e.weight().port }))
+            .map(|e| {
+                (
+                    e.weight().slot,
+                    Value {
+                        node: e.source(),
+                        port: e.weight().port,
+                    },
+                )
+            })
             .collect();
         edges.sort_by_key(|(slot, _)| *slot);
         edges.into_iter().map(|(_, v)| v).collect()
@@ -163,7 +193,15 @@ impl Graph {
     pub fn incoming(&self, id: NodeId) -> Vec<(u32, Value)> {
         self.g
             .edges_directed(id, Direction::Incoming)
-            .map(|e| (e.weight().slot, Value { node: e.source(), port: e.weight().port }))
+            .map(|e| {
+                (
+                    e.weight().slot,
+                    Value {
+                        node: e.source(),
+                        port: e.weight().port,
+                    },
+                )
+            })
             .collect()
     }
 
@@ -172,7 +210,11 @@ impl Graph {
         let mut uses: Vec<Use> = self
             .g
             .edges_directed(id, Direction::Outgoing)
-            .map(|e| Use { user: e.target(), slot: e.weight().slot, port: e.weight().port })
+            .map(|e| Use {
+                user: e.target(),
+                slot: e.weight().slot,
+                port: e.weight().port,
+            })
             .collect();
         uses.sort_by_key(|u| (u.user, u.slot));
         uses
@@ -180,7 +222,10 @@ impl Graph {
 
     /// Uses of one value.
     pub fn value_uses(&self, v: Value) -> Vec<Use> {
-        self.uses(v.node).into_iter().filter(|u| u.port == v.port).collect()
+        self.uses(v.node)
+            .into_iter()
+            .filter(|u| u.port == v.port)
+            .collect()
     }
 
     /// True if `v` is a graph output.
@@ -203,7 +248,14 @@ impl Graph {
             .collect();
         for (edge, target, slot) in edges {
             self.g.remove_edge(edge);
-            self.g.add_edge(to.node, target, Edge { port: to.port, slot });
+            self.g.add_edge(
+                to.node,
+                target,
+                Edge {
+                    port: to.port,
+                    slot,
+                },
+            );
         }
         for o in &mut self.outputs {
             if *o == from {
@@ -235,12 +287,23 @@ impl Graph {
 
     /// Replaces all operands of `user` by `operands` (slots 0..n).
     pub fn set_operands(&mut self, user: NodeId, operands: &[Value]) {
-        let old: Vec<_> = self.g.edges_directed(user, Direction::Incoming).map(|e| e.id()).collect();
+        let old: Vec<_> = self
+            .g
+            .edges_directed(user, Direction::Incoming)
+            .map(|e| e.id())
+            .collect();
         for e in old {
             self.g.remove_edge(e);
         }
         for (slot, v) in operands.iter().enumerate() {
-            self.g.add_edge(v.node, user, Edge { port: v.port, slot: slot as u32 });
+            self.g.add_edge(
+                v.node,
+                user,
+                Edge {
+                    port: v.port,
+                    slot: slot as u32,
+                },
+            );
         }
     }
 
@@ -281,11 +344,15 @@ impl Graph {
     }
 
     pub fn find_param(&self, name: &str) -> Option<NodeId> {
-        self.g.node_indices().find(|&id| self.g[id].op.param_name() == Some(name))
+        self.g
+            .node_indices()
+            .find(|&id| self.g[id].op.param_name() == Some(name))
     }
 
     pub fn find_input(&self, name: &str) -> Option<NodeId> {
-        self.g.node_indices().find(|&id| self.g[id].op.input_name() == Some(name))
+        self.g
+            .node_indices()
+            .find(|&id| self.g[id].op.input_name() == Some(name))
     }
 
     /// A deterministic topological order: among the ready nodes, the lowest
@@ -297,8 +364,11 @@ impl Graph {
             .node_indices()
             .map(|id| (id, self.g.edges_directed(id, Direction::Incoming).count()))
             .collect();
-        let mut ready: BinaryHeap<Reverse<NodeId>> =
-            pending.iter().filter(|(_, &n)| n == 0).map(|(&id, _)| Reverse(id)).collect();
+        let mut ready: BinaryHeap<Reverse<NodeId>> = pending
+            .iter()
+            .filter(|(_, &n)| n == 0)
+            .map(|(&id, _)| Reverse(id))
+            .collect();
         let mut order = Vec::with_capacity(self.g.node_count());
         while let Some(Reverse(id)) = ready.pop() {
             order.push(id);
@@ -311,7 +381,11 @@ impl Graph {
             }
         }
         if order.len() != self.g.node_count() {
-            let stuck = pending.iter().filter(|(_, &n)| n > 0).map(|(&id, _)| id).min();
+            let stuck = pending
+                .iter()
+                .filter(|(_, &n)| n > 0)
+                .map(|(&id, _)| id)
+                .min();
             return Err(stuck.expect("a node on the cycle"));
         }
         Ok(order)

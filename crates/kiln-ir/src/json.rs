@@ -29,7 +29,10 @@ pub enum JsonError {
     /// Not JSON, or not this schema; `path` is where in the document
     /// (`nodes[3].op`), `source` says what and at which line:column.
     #[error("{path}: {source}")]
-    Syntax { path: String, source: serde_json::Error },
+    Syntax {
+        path: String,
+        source: serde_json::Error,
+    },
     #[error("format is {found}, expected \"{FORMAT}\" version {VERSION}")]
     Format { found: String },
     /// A reference or declaration in node `node` (its position in `nodes`).
@@ -108,14 +111,22 @@ pub fn to_json(g: &Graph) -> String {
 pub fn from_json(text: &str) -> Result<Graph, JsonError> {
     let syntax = |path: String, source| JsonError::Syntax { path, source };
     let header: Header = serde_json::from_str(text).map_err(|e| syntax("document".into(), e))?;
-    let (format, version) = (header.format.unwrap_or_default(), header.version.unwrap_or_default());
+    let (format, version) = (
+        header.format.unwrap_or_default(),
+        header.version.unwrap_or_default(),
+    );
     if format != FORMAT || version != VERSION {
-        return Err(JsonError::Format { found: format!("{format} version {version}") });
+        return Err(JsonError::Format {
+            found: format!("{format} version {version}"),
+        });
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let doc: Document = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        syntax(if path == "." { "document".into() } else { path }, e.into_inner())
+        syntax(
+            if path == "." { "document".into() } else { path },
+            e.into_inner(),
+        )
     })?;
     de.end().map_err(|e| syntax("document".into(), e))?;
 
@@ -126,14 +137,18 @@ pub fn from_json(text: &str) -> Result<Graph, JsonError> {
     for (i, node) in doc.nodes.into_iter().enumerate() {
         let fail = |message: String| JsonError::Node { node: i, message };
         if node.id != i {
-            return Err(fail(format!("has id {}, expected {i} (ids are positions in nodes)", node.id)));
+            return Err(fail(format!(
+                "has id {}, expected {i} (ids are positions in nodes)",
+                node.id
+            )));
         }
         let operands = node
             .operands
             .iter()
             .enumerate()
             .map(|(slot, &(n, port))| {
-                resolve(&g, &ids, n, port).map_err(|why| fail(format!("operand {slot} [{n}, {port}] {why}")))
+                resolve(&g, &ids, n, port)
+                    .map_err(|why| fail(format!("operand {slot} [{n}, {port}] {why}")))
             })
             .collect::<Result<Vec<_>, JsonError>>()?;
         for (port, t) in node.outputs.iter().enumerate() {
@@ -156,7 +171,10 @@ pub fn from_json(text: &str) -> Result<Graph, JsonError> {
         .iter()
         .enumerate()
         .map(|(index, &(n, port))| {
-            resolve(&g, &ids, n, port).map_err(|why| JsonError::Output { index, message: format!("[{n}, {port}] {why}") })
+            resolve(&g, &ids, n, port).map_err(|why| JsonError::Output {
+                index,
+                message: format!("[{n}, {port}] {why}"),
+            })
         })
         .collect::<Result<Vec<_>, JsonError>>()?;
     g.set_outputs(outputs);
@@ -165,16 +183,23 @@ pub fn from_json(text: &str) -> Result<Graph, JsonError> {
 
 /// The value `[n, port]` among the nodes loaded so far.
 fn resolve(g: &Graph, ids: &[crate::NodeId], n: usize, port: u32) -> Result<Value, &'static str> {
-    let id = *ids.get(n).ok_or("names a node that is not defined before it")?;
+    let id = *ids
+        .get(n)
+        .ok_or("names a node that is not defined before it")?;
     let v = Value { node: id, port };
-    g.value_type(v).map(|_| v).ok_or("names a port the node does not have")
+    g.value_type(v)
+        .map(|_| v)
+        .ok_or("names a port the node does not have")
 }
 
 /// The size limits the text parser applies to a type (a zero dimension is
 /// left to the verifier, as in the text format).
 fn bounded(t: &TensorType) -> Result<(), String> {
     if t.rank() > MAX_RANK {
-        return Err(format!("{t} has rank {}, above the maximum {MAX_RANK}", t.rank()));
+        return Err(format!(
+            "{t} has rank {}, above the maximum {MAX_RANK}",
+            t.rank()
+        ));
     }
     match t.checked_elements() {
         Some(n) if n <= MAX_ELEMENTS => Ok(()),

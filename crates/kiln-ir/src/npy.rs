@@ -11,13 +11,20 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum NpyError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{origin}: not a .npy file: {message}")]
     Header { origin: String, message: String },
     #[error("{origin}: unsupported array: {message}")]
     Unsupported { origin: String, message: String },
     #[error("{origin}: the data is {found} bytes, the header promises {expected}")]
-    Truncated { origin: String, expected: u64, found: u64 },
+    Truncated {
+        origin: String,
+        expected: u64,
+        found: u64,
+    },
 }
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -26,13 +33,19 @@ const MAX_HEADER: usize = 1 << 16;
 
 pub fn read_npy(path: impl AsRef<Path>) -> Result<Tensor, NpyError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: path.display().to_string(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     parse_npy(&bytes, &path.display().to_string())
 }
 
 pub fn write_npy(path: impl AsRef<Path>, t: &Tensor) -> Result<(), NpyError> {
     let path = path.as_ref();
-    std::fs::write(path, encode_npy(t)).map_err(|source| NpyError::Io { path: path.display().to_string(), source })
+    std::fs::write(path, encode_npy(t)).map_err(|source| NpyError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Encodes a tensor as a version 1.0 `<f4` file.
@@ -40,7 +53,14 @@ pub fn encode_npy(t: &Tensor) -> Vec<u8> {
     let shape = match t.shape.len() {
         0 => "()".to_string(),
         1 => format!("({},)", t.shape[0]),
-        _ => format!("({})", t.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            t.shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
     // Pad so that the data starts on a 64-byte boundary, ending in a newline.
@@ -80,8 +100,14 @@ impl Elem {
 
 /// Parses `.npy` bytes; `origin` names the source in errors.
 pub fn parse_npy(bytes: &[u8], origin: &str) -> Result<Tensor, NpyError> {
-    let header_err = |message: &str| NpyError::Header { origin: origin.into(), message: message.into() };
-    let unsupported = |message: String| NpyError::Unsupported { origin: origin.into(), message };
+    let header_err = |message: &str| NpyError::Header {
+        origin: origin.into(),
+        message: message.into(),
+    };
+    let unsupported = |message: String| NpyError::Unsupported {
+        origin: origin.into(),
+        message,
+    };
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(header_err("missing the \\x93NUMPY magic"));
     }
@@ -91,7 +117,10 @@ pub fn parse_npy(bytes: &[u8], origin: &str) -> Result<Tensor, NpyError> {
             if bytes.len() < 12 {
                 return Err(header_err("truncated header length"));
             }
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
         }
         v => return Err(unsupported(format!("format version {v}.{}", bytes[7]))),
     };
@@ -102,10 +131,14 @@ pub fn parse_npy(bytes: &[u8], origin: &str) -> Result<Tensor, NpyError> {
     if bytes.len() < end {
         return Err(header_err("truncated header"));
     }
-    let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| header_err("header is not text"))?;
-    let descr = dict_value(header, "descr").ok_or_else(|| header_err("no 'descr' in the header"))?;
-    let fortran = dict_value(header, "fortran_order").ok_or_else(|| header_err("no 'fortran_order' in the header"))?;
-    let shape_text = dict_value(header, "shape").ok_or_else(|| header_err("no 'shape' in the header"))?;
+    let header =
+        std::str::from_utf8(&bytes[start..end]).map_err(|_| header_err("header is not text"))?;
+    let descr =
+        dict_value(header, "descr").ok_or_else(|| header_err("no 'descr' in the header"))?;
+    let fortran = dict_value(header, "fortran_order")
+        .ok_or_else(|| header_err("no 'fortran_order' in the header"))?;
+    let shape_text =
+        dict_value(header, "shape").ok_or_else(|| header_err("no 'shape' in the header"))?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     let elem = match descr {
         "<f4" => Elem::F4,
@@ -115,38 +148,75 @@ pub fn parse_npy(bytes: &[u8], origin: &str) -> Result<Tensor, NpyError> {
         "|u1" | "<u1" => Elem::U1,
         "|b1" => Elem::B1,
         d if d.starts_with('>') => return Err(unsupported(format!("big-endian dtype {d}"))),
-        d => return Err(unsupported(format!("dtype {d} (f4, f8, i8, i4, u1, b1 are read)"))),
+        d => {
+            return Err(unsupported(format!(
+                "dtype {d} (f4, f8, i8, i4, u1, b1 are read)"
+            )))
+        }
     };
     match fortran {
         "False" => {}
-        "True" => return Err(unsupported("Fortran order (save with np.ascontiguousarray)".into())),
+        "True" => {
+            return Err(unsupported(
+                "Fortran order (save with np.ascontiguousarray)".into(),
+            ))
+        }
         _ => return Err(header_err("'fortran_order' is neither True nor False")),
     }
-    let shape = parse_shape(shape_text).ok_or_else(|| header_err("'shape' is not a tuple of integers"))?;
+    let shape =
+        parse_shape(shape_text).ok_or_else(|| header_err("'shape' is not a tuple of integers"))?;
     let count = shape
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .filter(|&n| n <= MAX_ELEMENTS)
-        .ok_or_else(|| unsupported(format!("shape {shape:?} has more than {MAX_ELEMENTS} elements")))?;
+        .ok_or_else(|| {
+            unsupported(format!(
+                "shape {shape:?} has more than {MAX_ELEMENTS} elements"
+            ))
+        })?;
     let data = &bytes[end..];
     let expected = count * elem.size() as u64;
     if data.len() as u64 != expected {
-        return Err(NpyError::Truncated { origin: origin.into(), expected, found: data.len() as u64 });
+        return Err(NpyError::Truncated {
+            origin: origin.into(),
+            expected,
+            found: data.len() as u64,
+        });
     }
     let values: Vec<f32> = match elem {
-        Elem::F4 => data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect(),
-        Elem::F8 => data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect(),
-        Elem::I8 => data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect(),
-        Elem::I4 => data.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")) as f32).collect(),
+        Elem::F4 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect(),
+        Elem::F8 => data
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        Elem::I8 => data
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        Elem::I4 => data
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")) as f32)
+            .collect(),
         Elem::U1 | Elem::B1 => data.iter().map(|&b| b as f32).collect(),
     };
-    Ok(Tensor { shape, data: values })
+    Ok(Tensor {
+        shape,
+        data: values,
+    })
 }
 
 /// The text of `key`'s value in a Python dict literal such as numpy writes.
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let at = header.find(&format!("'{key}'")).or_else(|| header.find(&format!("\"{key}\"")))?;
-    let rest = header[at + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+    let at = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
+    let rest = header[at + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
     let end = if rest.starts_with('(') {
         rest.find(')')? + 1
     } else {
@@ -202,7 +272,9 @@ mod tests {
 
     #[test]
     fn other_dtypes_and_orders() {
-        let header = |d: &str, f: &str| format!("{{'descr': '{d}', 'fortran_order': {f}, 'shape': (2,), }}\n");
+        let header = |d: &str, f: &str| {
+            format!("{{'descr': '{d}', 'fortran_order': {f}, 'shape': (2,), }}\n")
+        };
         let file = |h: String, data: &[u8]| {
             let mut b = MAGIC.to_vec();
             b.extend_from_slice(&[1, 0]);
@@ -212,12 +284,23 @@ mod tests {
             b
         };
         let labels: Vec<u8> = [3i64, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(parse_npy(&file(header("<i8", "False"), &labels), "l").unwrap().data, vec![3.0, 7.0]);
-        let err = parse_npy(&file(header(">f4", "False"), &[0; 8]), "b").unwrap_err().to_string();
+        assert_eq!(
+            parse_npy(&file(header("<i8", "False"), &labels), "l")
+                .unwrap()
+                .data,
+            vec![3.0, 7.0]
+        );
+        let err = parse_npy(&file(header(">f4", "False"), &[0; 8]), "b")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("big-endian"), "{err}");
-        let err = parse_npy(&file(header("<f4", "True"), &[0; 8]), "f").unwrap_err().to_string();
+        let err = parse_npy(&file(header("<f4", "True"), &[0; 8]), "f")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Fortran"), "{err}");
-        let err = parse_npy(&file(header("<c8", "False"), &[0; 16]), "c").unwrap_err().to_string();
+        let err = parse_npy(&file(header("<c8", "False"), &[0; 16]), "c")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dtype"), "{err}");
     }
 }

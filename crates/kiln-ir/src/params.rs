@@ -8,11 +8,18 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ParamError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid safetensors file: {message}")]
     Format { path: String, message: String },
     #[error("tensor '{name}' in {path}: {message}")]
-    Tensor { path: String, name: String, message: String },
+    Tensor {
+        path: String,
+        name: String,
+        message: String,
+    },
 }
 
 /// Named f32 tensors, in name order.
@@ -64,15 +71,20 @@ impl ParamStore {
     /// Loads every f32 tensor of a safetensors file.
     pub fn load(path: impl AsRef<Path>) -> Result<ParamStore, ParamError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ParamError::Io { path: path.display().to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| ParamError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         ParamStore::from_bytes(&bytes, &path.display().to_string())
     }
 
     /// Parses safetensors bytes; `origin` names the source in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<ParamStore, ParamError> {
         use safetensors::{Dtype, SafeTensors};
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| ParamError::Format { path: origin.to_string(), message: e.to_string() })?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| ParamError::Format {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
         let mut store = ParamStore::new();
         let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
         names.sort();
@@ -107,23 +119,38 @@ impl ParamStore {
         let raw: Vec<(String, Vec<u8>, Vec<usize>)> = self
             .tensors
             .iter()
-            .map(|(n, t)| (n.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
+            .map(|(n, t)| {
+                (
+                    n.clone(),
+                    t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    t.shape.clone(),
+                )
+            })
             .collect();
         let views: Vec<(String, TensorView<'_>)> = raw
             .iter()
             .map(|(n, bytes, shape)| {
                 TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
                     .map(|v| (n.clone(), v))
-                    .map_err(|e| ParamError::Tensor { path: "<memory>".into(), name: n.clone(), message: e.to_string() })
+                    .map_err(|e| ParamError::Tensor {
+                        path: "<memory>".into(),
+                        name: n.clone(),
+                        message: e.to_string(),
+                    })
             })
             .collect::<Result<_, _>>()?;
-        safetensors::serialize(views, None)
-            .map_err(|e| ParamError::Format { path: "<memory>".into(), message: e.to_string() })
+        safetensors::serialize(views, None).map_err(|e| ParamError::Format {
+            path: "<memory>".into(),
+            message: e.to_string(),
+        })
     }
 
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ParamError> {
         let path = path.as_ref();
         let bytes = self.to_bytes()?;
-        std::fs::write(path, bytes).map_err(|source| ParamError::Io { path: path.display().to_string(), source })
+        std::fs::write(path, bytes).map_err(|source| ParamError::Io {
+            path: path.display().to_string(),
+            source,
+        })
     }
 }

@@ -9,7 +9,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, &cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + (ca != cb) as usize);
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + (ca != cb) as usize);
             diagonal = above;
         }
     }

@@ -50,7 +50,11 @@ const MARGIN: f64 = 20.0;
 /// One thing placed in a layer.
 enum Item {
     /// `head` is the index of the op's line (1 when a block line precedes it).
-    Node { id: NodeId, lines: Vec<String>, head: usize },
+    Node {
+        id: NodeId,
+        lines: Vec<String>,
+        head: usize,
+    },
     Output(usize),
     Dummy,
 }
@@ -101,15 +105,27 @@ fn escape(s: &str) -> String {
 /// into their users, as in DOT), an ellipse per graph output, arrows along the
 /// data flow. Fails on a cyclic graph and on more than `MAX_SVG_NODES` drawn nodes.
 pub fn to_svg(g: &Graph) -> Result<String, SvgError> {
-    let order = g.topo_order().map_err(|id| SvgError::Cycle(g.describe(id)))?;
-    let drawn: Vec<NodeId> = order.into_iter().filter(|&id| g.op(id).param_name().is_none()).collect();
+    let order = g
+        .topo_order()
+        .map_err(|id| SvgError::Cycle(g.describe(id)))?;
+    let drawn: Vec<NodeId> = order
+        .into_iter()
+        .filter(|&id| g.op(id).param_name().is_none())
+        .collect();
     if drawn.len() > MAX_SVG_NODES {
         return Err(SvgError::TooLarge(drawn.len()));
     }
     let costs = node_costs(g);
     let blocks = node_blocks(g);
 
-    let mut lay = Layout { items: Vec::new(), layer: Vec::new(), preds: Vec::new(), succs: Vec::new(), width: Vec::new(), height: Vec::new() };
+    let mut lay = Layout {
+        items: Vec::new(),
+        layer: Vec::new(),
+        preds: Vec::new(),
+        succs: Vec::new(),
+        width: Vec::new(),
+        height: Vec::new(),
+    };
     let mut item_of: HashMap<NodeId, usize> = HashMap::new();
     for &id in &drawn {
         let (params, macs) = costs.get(&id).copied().unwrap_or_default();
@@ -120,7 +136,10 @@ pub fn to_svg(g: &Graph) -> Result<String, SvgError> {
             head = 1;
         }
         let widest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f64;
-        let (w, h) = ((widest * CHAR_W + 2.0 * PAD).clamp(60.0, 480.0), lines.len() as f64 * LINE_H + PAD);
+        let (w, h) = (
+            (widest * CHAR_W + 2.0 * PAD).clamp(60.0, 480.0),
+            lines.len() as f64 * LINE_H + PAD,
+        );
         let i = lay.push(Item::Node { id, lines, head }, w, h);
         item_of.insert(id, i);
     }
@@ -145,7 +164,11 @@ pub fn to_svg(g: &Graph) -> Result<String, SvgError> {
     // 1. Layers: items are in topological order, so one pass suffices; then
     // sources move down next to their first user.
     for i in 0..real {
-        lay.layer[i] = lay.preds[i].iter().map(|&p| lay.layer[p] + 1).max().unwrap_or(0);
+        lay.layer[i] = lay.preds[i]
+            .iter()
+            .map(|&p| lay.layer[p] + 1)
+            .max()
+            .unwrap_or(0);
     }
     for i in (0..real).rev() {
         if lay.preds[i].is_empty() {
@@ -156,7 +179,10 @@ pub fn to_svg(g: &Graph) -> Result<String, SvgError> {
     }
 
     // 2. Dummy points for long edges.
-    let spans: usize = (0..real).flat_map(|i| lay.succs[i].iter().map(move |&s| (i, s))).map(|(i, s)| lay.layer[s] - lay.layer[i] - 1).sum();
+    let spans: usize = (0..real)
+        .flat_map(|i| lay.succs[i].iter().map(move |&s| (i, s)))
+        .map(|(i, s)| lay.layer[s] - lay.layer[i] - 1)
+        .sum();
     if spans <= MAX_DUMMIES {
         for from in 0..real {
             for k in 0..lay.succs[from].len() {
@@ -177,7 +203,10 @@ pub fn to_svg(g: &Graph) -> Result<String, SvgError> {
                     prev = d;
                 }
                 lay.succs[prev].push(to);
-                let slot = lay.preds[to].iter().position(|&p| p == from).expect("the edge being split");
+                let slot = lay.preds[to]
+                    .iter()
+                    .position(|&p| p == from)
+                    .expect("the edge being split");
                 lay.preds[to][slot] = prev;
             }
         }
@@ -190,19 +219,31 @@ pub fn to_svg(g: &Graph) -> Result<String, SvgError> {
         layers[lay.layer[i]].push(i);
     }
     let mut index = vec![0.0f64; lay.items.len()];
-    let renumber = |row: &[usize], index: &mut [f64]| row.iter().enumerate().for_each(|(k, &i)| index[i] = k as f64);
+    let renumber = |row: &[usize], index: &mut [f64]| {
+        row.iter()
+            .enumerate()
+            .for_each(|(k, &i)| index[i] = k as f64)
+    };
     for row in &layers {
         renumber(row, &mut index);
     }
     for sweep in 0..3 {
         let down = sweep % 2 == 0;
-        let rows: Vec<usize> = if down { (1..depth).collect() } else { (0..depth.saturating_sub(1)).rev().collect() };
+        let rows: Vec<usize> = if down {
+            (1..depth).collect()
+        } else {
+            (0..depth.saturating_sub(1)).rev().collect()
+        };
         for r in rows {
             let mut keyed: Vec<(f64, f64, usize)> = layers[r]
                 .iter()
                 .map(|&i| {
                     let near = if down { &lay.preds[i] } else { &lay.succs[i] };
-                    let key = if near.is_empty() { index[i] } else { near.iter().map(|&n| index[n]).sum::<f64>() / near.len() as f64 };
+                    let key = if near.is_empty() {
+                        index[i]
+                    } else {
+                        near.iter().map(|&n| index[n]).sum::<f64>() / near.len() as f64
+                    };
                     (key, index[i], i)
                 })
                 .collect();
@@ -214,7 +255,11 @@ pub fn to_svg(g: &Graph) -> Result<String, SvgError> {
 
     // 4. x positions (box centres).
     let sep = |a: usize, b: usize| {
-        let gap = if lay.is_dummy(a) || lay.is_dummy(b) { GAP_DUMMY } else { GAP_X };
+        let gap = if lay.is_dummy(a) || lay.is_dummy(b) {
+            GAP_DUMMY
+        } else {
+            GAP_X
+        };
         (lay.width[a] + lay.width[b]) / 2.0 + gap
     };
     let mut x = vec![0.0f64; lay.items.len()];
@@ -227,14 +272,22 @@ pub fn to_svg(g: &Graph) -> Result<String, SvgError> {
     }
     for pass in 0..4 {
         let down = pass % 2 == 0;
-        let rows: Vec<usize> = if down { (1..depth).collect() } else { (0..depth.saturating_sub(1)).rev().collect() };
+        let rows: Vec<usize> = if down {
+            (1..depth).collect()
+        } else {
+            (0..depth.saturating_sub(1)).rev().collect()
+        };
         for r in rows {
             let row = &layers[r];
             let desired: Vec<f64> = row
                 .iter()
                 .map(|&i| {
                     let near = if down { &lay.preds[i] } else { &lay.succs[i] };
-                    if near.is_empty() { x[i] } else { near.iter().map(|&n| x[n]).sum::<f64>() / near.len() as f64 }
+                    if near.is_empty() {
+                        x[i]
+                    } else {
+                        near.iter().map(|&n| x[n]).sum::<f64>() / near.len() as f64
+                    }
                 })
                 .collect();
             let n = row.len();
@@ -251,10 +304,19 @@ pub fn to_svg(g: &Graph) -> Result<String, SvgError> {
             }
         }
     }
-    let min_x = (0..lay.items.len()).map(|i| x[i] - lay.width[i] / 2.0).fold(f64::INFINITY, f64::min);
-    let shift = if min_x.is_finite() { MARGIN - min_x } else { MARGIN };
+    let min_x = (0..lay.items.len())
+        .map(|i| x[i] - lay.width[i] / 2.0)
+        .fold(f64::INFINITY, f64::min);
+    let shift = if min_x.is_finite() {
+        MARGIN - min_x
+    } else {
+        MARGIN
+    };
     x.iter_mut().for_each(|v| *v += shift);
-    let total_w = (0..lay.items.len()).map(|i| x[i] + lay.width[i] / 2.0).fold(0.0, f64::max) + MARGIN;
+    let total_w = (0..lay.items.len())
+        .map(|i| x[i] + lay.width[i] / 2.0)
+        .fold(0.0, f64::max)
+        + MARGIN;
 
     // y positions (tops of the layers).
     let mut top = vec![0.0f64; depth];

@@ -17,15 +17,24 @@ impl Tensor {
     }
 
     pub fn zeros(shape: &[usize]) -> Tensor {
-        Tensor { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
+        Tensor {
+            shape: shape.to_vec(),
+            data: vec![0.0; shape.iter().product()],
+        }
     }
 
     pub fn filled(shape: &[usize], value: f32) -> Tensor {
-        Tensor { shape: shape.to_vec(), data: vec![value; shape.iter().product()] }
+        Tensor {
+            shape: shape.to_vec(),
+            data: vec![value; shape.iter().product()],
+        }
     }
 
     pub fn scalar(value: f32) -> Tensor {
-        Tensor { shape: vec![], data: vec![value] }
+        Tensor {
+            shape: vec![],
+            data: vec![value],
+        }
     }
 
     pub fn ty(&self) -> TensorType {
@@ -52,7 +61,11 @@ impl Tensor {
         }
         Some(self.data.iter().zip(&other.data).fold(0.0f32, |m, (a, b)| {
             let d = (a - b).abs();
-            if d.is_nan() { f32::INFINITY } else { m.max(d) }
+            if d.is_nan() {
+                f32::INFINITY
+            } else {
+                m.max(d)
+            }
         }))
     }
 }

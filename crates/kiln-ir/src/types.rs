@@ -45,7 +45,10 @@ pub struct TensorType {
 
 impl TensorType {
     pub fn f32(shape: impl Into<Vec<usize>>) -> Self {
-        TensorType { dtype: DType::F32, shape: shape.into() }
+        TensorType {
+            dtype: DType::F32,
+            shape: shape.into(),
+        }
     }
 
     pub fn rank(&self) -> usize {
@@ -54,7 +57,9 @@ impl TensorType {
 
     /// Number of elements, or `None` if it overflows `u64`.
     pub fn checked_elements(&self) -> Option<u64> {
-        self.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        self.shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
     }
 
     /// Number of elements. Only call on verified types (they are bounded by `MAX_ELEMENTS`).
@@ -70,7 +75,10 @@ impl TensorType {
     /// dimension, at most `MAX_ELEMENTS` elements.
     pub fn validate(&self) -> Result<(), String> {
         if self.shape.len() > MAX_RANK {
-            return Err(format!("rank {} exceeds the maximum {MAX_RANK}", self.shape.len()));
+            return Err(format!(
+                "rank {} exceeds the maximum {MAX_RANK}",
+                self.shape.len()
+            ));
         }
         if let Some(axis) = self.shape.iter().position(|&d| d == 0) {
             return Err(format!("dimension {axis} is zero"));

@@ -20,19 +20,29 @@ use crate::types::DType;
 use std::collections::HashSet;
 
 fn fail(g: &Graph, id: NodeId, message: impl Into<String>) -> IrError {
-    IrError::Verify { node: g.describe(id), message: message.into() }
+    IrError::Verify {
+        node: g.describe(id),
+        message: message.into(),
+    }
 }
 
 /// Checks the graph's structure and types. The error names the node and the value at fault.
 pub fn verify(g: &Graph) -> Result<(), IrError> {
     if g.outputs().is_empty() {
-        return Err(IrError::Verify { node: "graph".into(), message: "the graph has no output".into() });
+        return Err(IrError::Verify {
+            node: "graph".into(),
+            message: "the graph has no output".into(),
+        });
     }
     for (i, out) in g.outputs().iter().enumerate() {
         if g.value_type(*out).is_none() {
             return Err(IrError::Verify {
                 node: format!("output {i}"),
-                message: format!("names node #{} port {}, which does not exist", out.node.index(), out.port),
+                message: format!(
+                    "names node #{} port {}, which does not exist",
+                    out.node.index(),
+                    out.port
+                ),
             });
         }
     }
@@ -40,11 +50,15 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
         let mut slots: Vec<u32> = Vec::new();
         for (slot, v) in g.incoming(id) {
             if g.value_type(v).is_none() {
-                return Err(fail(g, id, format!(
-                    "operand {slot} reads port {} of {}, which has no such output",
-                    v.port,
-                    g.describe(v.node)
-                )));
+                return Err(fail(
+                    g,
+                    id,
+                    format!(
+                        "operand {slot} reads port {} of {}, which has no such output",
+                        v.port,
+                        g.describe(v.node)
+                    ),
+                ));
             }
             slots.push(slot);
         }
@@ -70,21 +84,30 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
         let def = node.op.def();
         let operands = g.operands(id);
         if !def.arity().accepts(operands.len()) {
-            return Err(fail(g, id, format!(
-                "takes {} operands, has {}",
-                def.arity(),
-                operands.len()
-            )));
+            return Err(fail(
+                g,
+                id,
+                format!("takes {} operands, has {}", def.arity(), operands.len()),
+            ));
         }
         for (port, ty) in node.outputs.iter().enumerate() {
-            ty.validate().map_err(|e| fail(g, id, format!("output {port}: {e}")))?;
+            ty.validate()
+                .map_err(|e| fail(g, id, format!("output {port}: {e}")))?;
             if ty.dtype != DType::F32 {
-                return Err(fail(g, id, format!("output {port}: only f32 is supported, found {ty}")));
+                return Err(fail(
+                    g,
+                    id,
+                    format!("output {port}: only f32 is supported, found {ty}"),
+                ));
             }
         }
         if def.is_source() {
             if node.outputs.len() != 1 {
-                return Err(fail(g, id, format!("declares {} outputs, must declare 1", node.outputs.len())));
+                return Err(fail(
+                    g,
+                    id,
+                    format!("declares {} outputs, must declare 1", node.outputs.len()),
+                ));
             }
             if let Some(name) = node.op.input_name() {
                 if !inputs.insert(name.to_string()) {
@@ -98,15 +121,27 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
             }
             continue;
         }
-        let types: Vec<_> = operands.iter().map(|v| g.value_type(*v).expect("checked above")).collect();
+        let types: Vec<_> = operands
+            .iter()
+            .map(|v| g.value_type(*v).expect("checked above"))
+            .collect();
         let inferred = def.infer(&types).map_err(|e| fail(g, id, e))?;
         if inferred != node.outputs {
-            let show = |ts: &[crate::TensorType]| ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
-            return Err(fail(g, id, format!(
-                "declares output type {} but its operands give {}",
-                show(&node.outputs),
-                show(&inferred)
-            )));
+            let show = |ts: &[crate::TensorType]| {
+                ts.iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(fail(
+                g,
+                id,
+                format!(
+                    "declares output type {} but its operands give {}",
+                    show(&node.outputs),
+                    show(&inferred)
+                ),
+            ));
         }
     }
     Ok(())
@@ -116,10 +151,14 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
 /// shape. The error names the first missing or mis-shaped parameter (in
 /// topological order) and the op that reads it.
 pub fn verify_params(g: &Graph, store: &ParamStore) -> Result<(), IrError> {
-    let order = g.topo_order().map_err(|id| fail(g, id, "the node is on a cycle"))?;
+    let order = g
+        .topo_order()
+        .map_err(|id| fail(g, id, "the node is on a cycle"))?;
     for id in order {
         let node = g.node(id).expect("live node");
-        let Some(name) = node.op.param_name() else { continue };
+        let Some(name) = node.op.param_name() else {
+            continue;
+        };
         let user = g
             .uses(id)
             .first()

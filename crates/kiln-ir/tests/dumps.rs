@@ -18,7 +18,9 @@ fn parse(file: &str) -> Graph {
 /// The text of the DOT cluster `name`, up to its closing brace.
 fn cluster<'a>(dot: &'a str, name: &str) -> &'a str {
     let open = format!("subgraph \"cluster_{name}\" {{\n");
-    let start = dot.find(&open).unwrap_or_else(|| panic!("no cluster {name} in\n{dot}"));
+    let start = dot
+        .find(&open)
+        .unwrap_or_else(|| panic!("no cluster {name} in\n{dot}"));
     let indent = dot[..start].rsplit('\n').next().unwrap();
     let close = format!("\n{indent}}}\n");
     let end = start + dot[start..].find(&close).expect("a closed cluster");
@@ -32,10 +34,22 @@ fn node_named(g: &Graph, kind: &str) -> Vec<NodeId> {
 
 #[test]
 fn candidate_blocks_come_from_parameter_names() {
-    assert_eq!(dot::blocks_of_param("layer3.1.conv2.weight"), ["layer3", "layer3.1"]);
-    assert_eq!(dot::blocks_of_param("inception_3a_1x1.weight"), ["inception_3a"]);
-    assert_eq!(dot::blocks_of_param("inception_3a_double_3x3_reduce_bn.running_var"), ["inception_3a"]);
-    assert_eq!(dot::blocks_of_param("Mixed_6b.branch7x7_1.conv.weight"), ["Mixed_6b", "Mixed_6b.branch7x7_1"]);
+    assert_eq!(
+        dot::blocks_of_param("layer3.1.conv2.weight"),
+        ["layer3", "layer3.1"]
+    );
+    assert_eq!(
+        dot::blocks_of_param("inception_3a_1x1.weight"),
+        ["inception_3a"]
+    );
+    assert_eq!(
+        dot::blocks_of_param("inception_3a_double_3x3_reduce_bn.running_var"),
+        ["inception_3a"]
+    );
+    assert_eq!(
+        dot::blocks_of_param("Mixed_6b.branch7x7_1.conv.weight"),
+        ["Mixed_6b", "Mixed_6b.branch7x7_1"]
+    );
     assert!(dot::blocks_of_param("conv1.weight").is_empty());
     assert!(dot::blocks_of_param("conv1_7x7.weight").is_empty());
     assert!(dot::blocks_of_param("weight").is_empty());
@@ -51,12 +65,23 @@ fn the_inception_module_is_one_cluster_holding_all_its_branches() {
     for id in g.node_ids().filter(|&id| g.op(id).param_name().is_none()) {
         let line = format!("n{} [label=", id.index());
         assert!(dot.contains(&line), "node {} is not drawn", id.index());
-        assert_eq!(inside.contains(&line), g.op(id).input_name().is_none(), "{} placement", g.describe(id));
+        assert_eq!(
+            inside.contains(&line),
+            g.op(id).input_name().is_none(),
+            "{} placement",
+            g.describe(id)
+        );
     }
     // Parameters are folded into their users' labels, not drawn.
     for (id, name, _) in g.params() {
-        assert!(!dot.contains(&format!("n{} [", id.index())), "parameter {name} drawn as a node");
-        assert!(dot.contains(&format!("\\n@{name}\\n")), "parameter {name} not in a label");
+        assert!(
+            !dot.contains(&format!("n{} [", id.index())),
+            "parameter {name} drawn as a node"
+        );
+        assert!(
+            dot.contains(&format!("\\n@{name}\\n")),
+            "parameter {name} not in a label"
+        );
     }
     // Key attributes, output shape, parameters and MACs of the 1x1 conv;
     // edges carry their value's type.
@@ -97,7 +122,9 @@ fn caffe_prefixes_need_two_layers_to_make_a_block() {
         .iter()
         .map(|s| g.add_param(format!("conv1_7x7_s2_bn.{s}"), TensorType::f32([4])))
         .collect();
-    let b = g.add(BatchNorm::inference(1e-5), &[c, bn[0], bn[1], bn[2], bn[3]]).unwrap();
+    let b = g
+        .add(BatchNorm::inference(1e-5), &[c, bn[0], bn[1], bn[2], bn[3]])
+        .unwrap();
     let w2 = g.add_param("block_1a_1x1.weight", TensorType::f32([4, 4, 1, 1]));
     let c2 = g.add(Conv2d::new(1, 1, 0), &[b, w2]).unwrap();
     let w3 = g.add_param("block_1a_3x3.weight", TensorType::f32([4, 4, 1, 1]));
@@ -109,7 +136,10 @@ fn caffe_prefixes_need_two_layers_to_make_a_block() {
     assert_eq!(blocks[&c2.node], ["block_1a"]);
     assert_eq!(blocks[&sum.node], ["block_1a"]);
     let dot = dot::to_dot(&g);
-    assert!(dot.contains("cluster_block_1a") && !dot.contains("cluster_conv1"), "{dot}");
+    assert!(
+        dot.contains("cluster_block_1a") && !dot.contains("cluster_conv1"),
+        "{dot}"
+    );
 }
 
 #[test]
@@ -117,17 +147,28 @@ fn an_unverified_graph_draws_without_costs() {
     let mut g = Graph::new("bad");
     let x = g.add_input("x", TensorType::f32([1, 3, 8, 8]));
     let w = g.add_param("w", TensorType::f32([2]));
-    let c = g.add_node_unchecked(Conv2d::new(3, 1, 1).into(), &[x, w], vec![TensorType::f32([1])]);
+    let c = g.add_node_unchecked(
+        Conv2d::new(3, 1, 1).into(),
+        &[x, w],
+        vec![TensorType::f32([1])],
+    );
     g.set_outputs(vec![c.into()]);
     assert!(verify(&g).is_err());
     let dot = dot::to_dot(&g);
-    assert!(dot.contains("conv2d 3x3 pad 1\\n@w\\nf32[1]\"") && !dot.contains("MACs"), "{dot}");
+    assert!(
+        dot.contains("conv2d 3x3 pad 1\\n@w\\nf32[1]\"") && !dot.contains("MACs"),
+        "{dot}"
+    );
     xml_elements(&svg::to_svg(&g).unwrap()).unwrap();
 }
 
 /// The SVG's boxes: `<g id="n<index>">` per drawn op, `<g id="out<i>">` per output.
 fn assert_svg_draws(g: &Graph, svg: &str) {
-    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{}", &svg[..100.min(svg.len())]);
+    assert!(
+        svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{}",
+        &svg[..100.min(svg.len())]
+    );
     assert!(svg.ends_with("</svg>\n"));
     let elements = xml_elements(svg).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(elements[0], "svg");
@@ -138,11 +179,20 @@ fn assert_svg_draws(g: &Graph, svg: &str) {
     for i in 0..g.outputs().len() {
         assert!(svg.contains(&format!("<g id=\"out{i}\">")));
     }
-    let boxes = g.node_ids().filter(|&id| g.op(id).param_name().is_none()).count();
+    let boxes = g
+        .node_ids()
+        .filter(|&id| g.op(id).param_name().is_none())
+        .count();
     assert_eq!(svg.matches("<rect").count(), boxes);
     // Coordinates are finite: no NaN or inf in the markup (text aside).
-    let markup: String = svg.split('>').map(|part| part.split('<').nth(1).unwrap_or("")).collect();
-    assert!(!markup.contains("NaN") && !markup.contains("inf"), "bad coordinates");
+    let markup: String = svg
+        .split('>')
+        .map(|part| part.split('<').nth(1).unwrap_or(""))
+        .collect();
+    assert!(
+        !markup.contains("NaN") && !markup.contains("inf"),
+        "bad coordinates"
+    );
 }
 
 #[test]
@@ -153,7 +203,10 @@ fn the_svg_draws_every_op_with_its_block_and_label() {
         assert_svg_draws(&g, &svg);
     }
     let svg = svg::to_svg(&parse("inception_3a.kir")).unwrap();
-    assert!(svg.contains(">[inception_3a]</text>") && svg.contains(">12,352 params, 9,633,792 MACs</text>"));
+    assert!(
+        svg.contains(">[inception_3a]</text>")
+            && svg.contains(">12,352 params, 9,633,792 MACs</text>")
+    );
     assert!(svg.contains(">@inception_3a_pool_proj.weight</text>"));
 }
 
@@ -168,7 +221,10 @@ fn a_large_graph_draws_and_names_are_escaped() {
         for b in 0..4 {
             let mut v = x;
             for k in 0..b + 1 {
-                let w = g.add_param(format!("mixed_{m}_b{b}_{k}.weight"), TensorType::f32([2, if k == 0 { 8 } else { 2 }, 1, 1]));
+                let w = g.add_param(
+                    format!("mixed_{m}_b{b}_{k}.weight"),
+                    TensorType::f32([2, if k == 0 { 8 } else { 2 }, 1, 1]),
+                );
                 v = g.add(Conv2d::new(1, 1, 0), &[v, w]).unwrap();
                 v = g.add(Relu {}, &[v]).unwrap();
             }
@@ -193,11 +249,16 @@ fn too_large_and_cyclic_graphs_are_refused_with_a_reason() {
     let mut g = Graph::new("chain");
     let mut v = g.add_input("x", TensorType::f32([1]));
     for _ in 0..svg::MAX_SVG_NODES {
-        v = g.add_node_unchecked(Relu {}.into(), &[v], vec![TensorType::f32([1])]).into();
+        v = g
+            .add_node_unchecked(Relu {}.into(), &[v], vec![TensorType::f32([1])])
+            .into();
     }
     g.set_outputs(vec![v]);
     let e = svg::to_svg(&g).unwrap_err();
-    assert!(matches!(e, svg::SvgError::TooLarge(n) if n == svg::MAX_SVG_NODES + 1), "{e}");
+    assert!(
+        matches!(e, svg::SvgError::TooLarge(n) if n == svg::MAX_SVG_NODES + 1),
+        "{e}"
+    );
     assert!(e.to_string().contains("limited to 20000"));
 
     let mut g = Graph::new("cycle");

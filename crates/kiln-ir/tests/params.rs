@@ -6,8 +6,14 @@ use safetensors::Dtype;
 
 fn sample() -> ParamStore {
     let mut s = ParamStore::new();
-    s.insert("layer1.0.conv1.weight", Tensor::new(vec![2, 1, 1, 2], vec![1.0, -2.0, 3.5, 1e-7]).unwrap());
-    s.insert("fc.bias", Tensor::new(vec![3], vec![0.0, f32::MAX, -0.0]).unwrap());
+    s.insert(
+        "layer1.0.conv1.weight",
+        Tensor::new(vec![2, 1, 1, 2], vec![1.0, -2.0, 3.5, 1e-7]).unwrap(),
+    );
+    s.insert(
+        "fc.bias",
+        Tensor::new(vec![3], vec![0.0, f32::MAX, -0.0]).unwrap(),
+    );
     s
 }
 
@@ -30,8 +36,14 @@ fn int64_tensors_are_skipped_and_listed() {
     let counter: Vec<u8> = 7i64.to_le_bytes().to_vec();
     let w: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     let views = vec![
-        ("bn1.num_batches_tracked".to_string(), TensorView::new(Dtype::I64, vec![], &counter).unwrap()),
-        ("bn1.weight".to_string(), TensorView::new(Dtype::F32, vec![2], &w).unwrap()),
+        (
+            "bn1.num_batches_tracked".to_string(),
+            TensorView::new(Dtype::I64, vec![], &counter).unwrap(),
+        ),
+        (
+            "bn1.weight".to_string(),
+            TensorView::new(Dtype::F32, vec![2], &w).unwrap(),
+        ),
     ];
     let bytes = safetensors::serialize(views, None).unwrap();
     let s = ParamStore::from_bytes(&bytes, "bn.safetensors").unwrap();
@@ -44,7 +56,9 @@ fn int64_tensors_are_skipped_and_listed() {
 fn every_truncation_is_an_error_naming_the_file() {
     let bytes = sample().to_bytes().unwrap();
     for len in 0..bytes.len() {
-        let e = ParamStore::from_bytes(&bytes[..len], "cut.safetensors").unwrap_err().to_string();
+        let e = ParamStore::from_bytes(&bytes[..len], "cut.safetensors")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cut.safetensors"), "{e}");
     }
 }
@@ -73,6 +87,8 @@ fn an_absurd_header_length_is_refused() {
 
 #[test]
 fn a_missing_file_names_the_path() {
-    let e = ParamStore::load("/nonexistent/w.safetensors").unwrap_err().to_string();
+    let e = ParamStore::load("/nonexistent/w.safetensors")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("/nonexistent/w.safetensors"), "{e}");
 }

@@ -18,20 +18,33 @@ fn assert_same(a: &Graph, b: &Graph) {
     let (oa, ob) = (a.topo_order().unwrap(), b.topo_order().unwrap());
     assert_eq!(oa.len(), ob.len(), "node counts");
     let map: HashMap<NodeId, NodeId> = oa.iter().copied().zip(ob.iter().copied()).collect();
-    let value = |v: &Value| Value { node: map[&v.node], port: v.port };
+    let value = |v: &Value| Value {
+        node: map[&v.node],
+        port: v.port,
+    };
     for (&ia, &ib) in oa.iter().zip(&ob) {
         let (na, nb) = (a.node(ia).unwrap(), b.node(ib).unwrap());
         assert_eq!(na.op, nb.op);
         assert_eq!(na.outputs, nb.outputs);
-        assert_eq!(a.operands(ia).iter().map(value).collect::<Vec<_>>(), b.operands(ib));
+        assert_eq!(
+            a.operands(ia).iter().map(value).collect::<Vec<_>>(),
+            b.operands(ib)
+        );
     }
-    assert_eq!(a.outputs().iter().map(value).collect::<Vec<_>>(), b.outputs());
+    assert_eq!(
+        a.outputs().iter().map(value).collect::<Vec<_>>(),
+        b.outputs()
+    );
 }
 
 #[test]
 fn every_op_has_a_template() {
     let kinds: Vec<&str> = templates().iter().map(|op| op.kind()).collect();
-    assert_eq!(kinds, Op::KINDS, "tests/common templates() must list one op of every kind, in order");
+    assert_eq!(
+        kinds,
+        Op::KINDS,
+        "tests/common templates() must list one op of every kind, in order"
+    );
 }
 
 fn t(shape: &[usize]) -> TensorType {
@@ -47,10 +60,25 @@ fn the_printer_writes_the_canonical_form() {
     let mut conv = Conv2d::new(3, 2, 1);
     conv.bias = true;
     let c = g.add(conv, &[x, w, b]).unwrap();
-    let bn: Vec<Value> = ["weight", "bias", "running_mean", "running_var"].iter().map(|s| g.add_param(format!("stem.bn.{s}"), t(&[4]))).collect();
-    let n = g.add(BatchNorm::inference(1e-5), &[c, bn[0], bn[1], bn[2], bn[3]]).unwrap();
+    let bn: Vec<Value> = ["weight", "bias", "running_mean", "running_var"]
+        .iter()
+        .map(|s| g.add_param(format!("stem.bn.{s}"), t(&[4])))
+        .collect();
+    let n = g
+        .add(BatchNorm::inference(1e-5), &[c, bn[0], bn[1], bn[2], bn[3]])
+        .unwrap();
     let r = g.add(Relu {}, &[n]).unwrap();
-    let p = g.add(MaxPool { kernel: [2, 2], stride: [2, 2], pad: [0; 4], ceil_mode: true }, &[r]).unwrap();
+    let p = g
+        .add(
+            MaxPool {
+                kernel: [2, 2],
+                stride: [2, 2],
+                pad: [0; 4],
+                ceil_mode: true,
+            },
+            &[r],
+        )
+        .unwrap();
     let cat = g.add(Concat { axis: 1 }, &[p, p]).unwrap();
     let gap = g.add(GlobalAvgPool {}, &[cat]).unwrap();
     let f = g.add(Flatten { axis: 1 }, &[gap]).unwrap();
@@ -58,7 +86,14 @@ fn the_printer_writes_the_canonical_form() {
     let fw = g.add_param("fc.weight", t(&[10, 8]));
     let logits = g.add(Dense { bias: false }, &[d, fw]).unwrap();
     let labels = g.add_input("labels", t(&[1]));
-    let loss = g.add(SoftmaxCrossEntropy { label_smoothing: 0.1 }, &[logits, labels]).unwrap();
+    let loss = g
+        .add(
+            SoftmaxCrossEntropy {
+                label_smoothing: 0.1,
+            },
+            &[logits, labels],
+        )
+        .unwrap();
     g.set_outputs(vec![loss, logits]);
     verify(&g).unwrap();
     let expected = r#"graph "golden \"one\""
@@ -91,15 +126,29 @@ output %11, %9
 
 #[test]
 fn floats_print_in_their_shortest_f32_form() {
-    for (p, shown) in [(1e-5f32, "1e-5"), (0.1, "0.1"), (3.4028235e38, "3.4028235e38"), (1.0, "1.0"), (1e-45, "1e-45"), (-0.0, "-0.0"), (0.3, "0.3"), (16777216.0, "16777216.0")] {
+    for (p, shown) in [
+        (1e-5f32, "1e-5"),
+        (0.1, "0.1"),
+        (3.4028235e38, "3.4028235e38"),
+        (1.0, "1.0"),
+        (1e-45, "1e-45"),
+        (-0.0, "-0.0"),
+        (0.3, "0.3"),
+        (16777216.0, "16777216.0"),
+    ] {
         let mut g = Graph::new("f");
         let x = g.add_input("x", t(&[2]));
         let y = g.add_node_unchecked(Dropout { p }.into(), &[x], vec![t(&[2])]);
         g.set_outputs(vec![y.into()]);
         let text = text::print(&g);
-        assert!(text.contains(&format!("{{p={shown}}}")), "{p:?} printed as\n{text}");
+        assert!(
+            text.contains(&format!("{{p={shown}}}")),
+            "{p:?} printed as\n{text}"
+        );
         let back = text::parse(&text).unwrap();
-        let Op::Dropout(d) = back.op(back.outputs()[0].node) else { panic!("not a dropout") };
+        let Op::Dropout(d) = back.op(back.outputs()[0].node) else {
+            panic!("not a dropout")
+        };
         assert_eq!(d.p.to_bits(), p.to_bits(), "{shown} read back as {:?}", d.p);
     }
 }
@@ -113,12 +162,20 @@ fn the_reference_blocks_round_trip() {
         .filter(|p| p.extension().is_some_and(|e| e == "kir"))
         .collect();
     files.sort();
-    assert!(files.len() >= 2, "the Inception and ResNet blocks are in tests/data");
+    assert!(
+        files.len() >= 2,
+        "the Inception and ResNet blocks are in tests/data"
+    );
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         let g = text::parse(&text).unwrap_or_else(|e| panic!("{}:{e}", path.display()));
         verify(&g).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(text::print(&g), without_comments(&text), "{} is not canonical", path.display());
+        assert_eq!(
+            text::print(&g),
+            without_comments(&text),
+            "{} is not canonical",
+            path.display()
+        );
         let back = json::from_json(&json::to_json(&g)).unwrap();
         assert_same(&g, &back);
     }
@@ -156,13 +213,24 @@ fn printing_follows_topological_order_not_node_index() {
     g.set_outputs(vec![relu.into()]);
     verify(&g).unwrap();
     let text = text::print(&g);
-    assert_eq!(text, "graph \"order\"\n%0 = input \"x\" : f32[3]\n%1 = relu(%0) : f32[3]\noutput %1\n");
+    assert_eq!(
+        text,
+        "graph \"order\"\n%0 = input \"x\" : f32[3]\n%1 = relu(%0) : f32[3]\noutput %1\n"
+    );
     assert_same(&g, &text::parse(&text).unwrap());
     assert_same(&g, &json::from_json(&json::to_json(&g)).unwrap());
 }
 
 fn names() -> impl Strategy<Value = Vec<String>> {
-    prop::collection::vec(prop_oneof!["[a-z_]{1,6}", "[a-z]{1,3}\\.[0-9]", "[ -~]{1,8}", "\\PC{1,4}"], 1..4)
+    prop::collection::vec(
+        prop_oneof![
+            "[a-z_]{1,6}",
+            "[a-z]{1,3}\\.[0-9]",
+            "[ -~]{1,8}",
+            "\\PC{1,4}"
+        ],
+        1..4,
+    )
 }
 
 proptest! {

@@ -14,7 +14,12 @@ use std::time::Duration;
 fn input_for(g: &Graph) -> Vec<Tensor> {
     g.inputs()
         .iter()
-        .map(|(_, _, ty)| Tensor { shape: ty.shape.clone(), data: (0..ty.elements()).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect() })
+        .map(|(_, _, ty)| Tensor {
+            shape: ty.shape.clone(),
+            data: (0..ty.elements())
+                .map(|i| ((i % 17) as f32 - 8.0) / 8.0)
+                .collect(),
+        })
         .collect()
 }
 
@@ -28,7 +33,10 @@ fn conv_shapes(model: &str) -> Vec<(String, Graph, ParamStore, u64)> {
         let ops = g.operands(id);
         let x = g.value_type(ops[0]).unwrap().clone();
         let w = g.value_type(ops[1]).unwrap().clone();
-        let key = format!("{:?}{:?}k{:?}s{:?}p{:?}g{}", x.shape, w.shape[0], c.kernel, c.stride, c.pad, c.groups);
+        let key = format!(
+            "{:?}{:?}k{:?}s{:?}p{:?}g{}",
+            x.shape, w.shape[0], c.kernel, c.stride, c.pad, c.groups
+        );
         if !seen.insert(key) {
             continue;
         }
@@ -54,35 +62,74 @@ fn conv_shapes(model: &str) -> Vec<(String, Graph, ParamStore, u64)> {
 
 fn convs(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv");
-    group.warm_up_time(Duration::from_millis(100)).measurement_time(Duration::from_millis(300)).sample_size(10);
+    group
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_millis(300))
+        .sample_size(10);
     for model in ["resnet50", "inception-v3"] {
         for (name, g, p, macs) in conv_shapes(model) {
             group.throughput(Throughput::Elements(2 * macs));
             for uk in [Ukernels::Auto, Ukernels::Off] {
-                let m = compile(&g, &p, &Options { threads: 1, ukernels: uk, checked: false }).unwrap();
+                let m = compile(
+                    &g,
+                    &p,
+                    &Options {
+                        threads: 1,
+                        ukernels: uk,
+                        checked: false,
+                    },
+                )
+                .unwrap();
                 let x = input_for(&g);
-                group.bench_with_input(BenchmarkId::new(format!("{uk:?}").to_lowercase(), &name), &x, |b, x| {
-                    b.iter(|| m.run(x).unwrap())
-                });
+                group.bench_with_input(
+                    BenchmarkId::new(format!("{uk:?}").to_lowercase(), &name),
+                    &x,
+                    |b, x| b.iter(|| m.run(x).unwrap()),
+                );
             }
         }
     }
     group.finish();
 }
 
-const MODELS: &[&str] = &["resnet18", "resnet50", "resnet152", "wide-resnet50-2", "googlenet", "inception-v3", "bn-inception"];
+const MODELS: &[&str] = &[
+    "resnet18",
+    "resnet50",
+    "resnet152",
+    "wide-resnet50-2",
+    "googlenet",
+    "inception-v3",
+    "bn-inception",
+];
 
 fn end_to_end(c: &mut Criterion) {
     let mut group = c.benchmark_group("e2e");
-    group.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2)).sample_size(10);
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
     for model in MODELS {
         for batch in [1, 8] {
-            let g = build(model, &Config::default_for(model).unwrap().with_batch(batch)).unwrap();
+            let g = build(
+                model,
+                &Config::default_for(model).unwrap().with_batch(batch),
+            )
+            .unwrap();
             let p = init_params(&g, 1);
-            let m = compile(&g, &p, &Options { threads: 2, ..Default::default() }).unwrap();
+            let m = compile(
+                &g,
+                &p,
+                &Options {
+                    threads: 2,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             let x = input_for(&g);
             group.throughput(Throughput::Elements(batch as u64));
-            group.bench_with_input(BenchmarkId::new(*model, format!("b{batch}")), &x, |b, x| b.iter(|| m.run(x).unwrap()));
+            group.bench_with_input(BenchmarkId::new(*model, format!("b{batch}")), &x, |b, x| {
+                b.iter(|| m.run(x).unwrap())
+            });
         }
     }
     group.finish();
@@ -90,18 +137,35 @@ fn end_to_end(c: &mut Criterion) {
 
 fn compile_time(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
-    group.warm_up_time(Duration::from_millis(100)).measurement_time(Duration::from_secs(3)).sample_size(10);
+    group
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(10);
     for model in ["resnet50", "inception-v3"] {
         let g = build(model, &Config::default_for(model).unwrap()).unwrap();
         let p = init_params(&g, 1);
-        group.bench_function(model, |b| b.iter(|| compile(&g, &p, &Options { threads: 2, ..Default::default() }).unwrap()));
+        group.bench_function(model, |b| {
+            b.iter(|| {
+                compile(
+                    &g,
+                    &p,
+                    &Options {
+                        threads: 2,
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+            })
+        });
     }
     group.finish();
 }
 
 fn peak(c: &mut Criterion) {
     let mut group = c.benchmark_group("peak");
-    group.sample_size(10).measurement_time(Duration::from_secs(2));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(2));
     for uk in [Ukernels::Auto, Ukernels::Off] {
         let gf = kiln_jit::measure_peak_gflops(uk);
         println!("tile peak {uk:?}: {gf:.1} GFLOP/s on one core");

@@ -17,9 +17,17 @@ fn main() {
     println!("tile                                  GFLOP/s  share of 512-bit peak");
     for uk in ukernel::available() {
         let gf = ukernel::measure_gflops(&uk, budget);
-        println!("{:<36} {:>8.1}  {:>5.1}%", format!("{} ({}x{})", uk.name(), uk.mr(), uk.nr()), gf, 100.0 * gf / PEAK_512);
+        println!(
+            "{:<36} {:>8.1}  {:>5.1}%",
+            format!("{} ({}x{})", uk.name(), uk.mr(), uk.nr()),
+            gf,
+            100.0 * gf / PEAK_512
+        );
     }
-    println!("measure_peak_gflops() = {:.1}", ukernel::measure_peak_gflops());
+    println!(
+        "measure_peak_gflops() = {:.1}",
+        ukernel::measure_peak_gflops()
+    );
 
     if std::env::args().any(|a| a == "--sweep") {
         println!("\ngenerated tile sweep (mr x 4*nv, unroll, opt level)");
@@ -28,7 +36,11 @@ fn main() {
                 for opt in [OptLevel::None, OptLevel::Speed] {
                     let s = TileShape { mr, nv, unroll };
                     match compile_tile(s, opt) {
-                        Ok(uk) => println!("  {mr:>2}x{:<2} u{unroll} {opt:?}: {:.1}", 4 * nv, ukernel::measure_gflops(&uk, budget)),
+                        Ok(uk) => println!(
+                            "  {mr:>2}x{:<2} u{unroll} {opt:?}: {:.1}",
+                            4 * nv,
+                            ukernel::measure_gflops(&uk, budget)
+                        ),
                         Err(e) => println!("  {mr}x{} u{unroll} {opt:?}: {e}", 4 * nv),
                     }
                 }
@@ -38,11 +50,18 @@ fn main() {
 
     if std::env::args().any(|a| a == "--blocking") {
         let uk = ukernel::best();
-        println!("\nblocking sweep, {} , n = 1024 (default {:?})", uk.name(), Blocking::for_kernel(&uk));
+        println!(
+            "\nblocking sweep, {} , n = 1024 (default {:?})",
+            uk.name(),
+            Blocking::for_kernel(&uk)
+        );
         for kc in [128, 192, 256, 384, 512] {
             for mc in [56, 140, 280, 518, 1036] {
                 let b = Blocking { mc, kc, nc: 4096 };
-                println!("  mc {mc:>4} kc {kc:>3}: {:.1}", sgemm_gflops(uk, b, 1024, 1, budget));
+                println!(
+                    "  mc {mc:>4} kc {kc:>3}: {:.1}",
+                    sgemm_gflops(uk, b, 1024, 1, budget)
+                );
             }
         }
     }
@@ -51,12 +70,23 @@ fn main() {
     for uk in ukernel::available() {
         for n in [256usize, 1000, 1024] {
             let b = Blocking::for_kernel(&uk);
-            println!("  {:<32} n={n:<5} 1 thread {:>7.1}  2 parts {:>7.1} GFLOP/s", uk.name(), sgemm_gflops(uk, b, n, 1, budget), sgemm_gflops(uk, b, n, 2, budget));
+            println!(
+                "  {:<32} n={n:<5} 1 thread {:>7.1}  2 parts {:>7.1} GFLOP/s",
+                uk.name(),
+                sgemm_gflops(uk, b, n, 1, budget),
+                sgemm_gflops(uk, b, n, 2, budget)
+            );
         }
     }
 }
 
-fn sgemm_gflops(uk: Microkernel, blocking: Blocking, n: usize, parts: usize, budget: Duration) -> f64 {
+fn sgemm_gflops(
+    uk: Microkernel,
+    blocking: Blocking,
+    n: usize,
+    parts: usize,
+    budget: Duration,
+) -> f64 {
     let a = vec![0.5f32; n * n];
     let b = vec![0.25f32; n * n];
     let mut c = vec![0.0f32; n * n];

@@ -23,7 +23,12 @@ pub enum JitError {
 
     /// An input's shape or data length differs from the declared type.
     #[error("input \"{name}\" has shape {found:?} ({len} values), the graph declares {expected}")]
-    InputShape { name: String, expected: TensorType, found: Vec<usize>, len: usize },
+    InputShape {
+        name: String,
+        expected: TensorType,
+        found: Vec<usize>,
+        len: usize,
+    },
 
     /// `run_named` got a name the graph has no input for, or missed one.
     #[error("input \"{name}\": {problem}")]

@@ -73,23 +73,40 @@ pub fn compile(g: &Graph, params: &ParamStore, opts: &Options) -> Result<Compile
 /// Test hook: like `compile`, but the kernels of `fault` store past the arena.
 /// Only meaningful with `checked: true` (which must catch it).
 #[doc(hidden)]
-pub fn compile_with_fault(g: &Graph, params: &ParamStore, opts: &Options, fault: NodeId) -> Result<CompiledModel, JitError> {
+pub fn compile_with_fault(
+    g: &Graph,
+    params: &ParamStore,
+    opts: &Options,
+    fault: NodeId,
+) -> Result<CompiledModel, JitError> {
     if !opts.checked {
-        return Err(JitError::Unsupported("fault injection needs checked mode".into()));
+        return Err(JitError::Unsupported(
+            "fault injection needs checked mode".into(),
+        ));
     }
     compile_inner(g, params, opts, Some(fault))
 }
 
-fn compile_inner(g: &Graph, params: &ParamStore, opts: &Options, fault: Option<NodeId>) -> Result<CompiledModel, JitError> {
+fn compile_inner(
+    g: &Graph,
+    params: &ParamStore,
+    opts: &Options,
+    fault: Option<NodeId>,
+) -> Result<CompiledModel, JitError> {
     let started = Instant::now();
     kiln_ir::verify(g).map_err(|e| JitError::InvalidGraph(e.to_string()))?;
     kiln_ir::verify_params(g, params).map_err(|e| JitError::InvalidGraph(e.to_string()))?;
     for id in g.node_ids() {
         if g.node(id).is_some_and(|n| n.outputs.len() != 1) {
-            return Err(JitError::Unsupported(format!("{}: ops with several outputs", g.describe(id))));
+            return Err(JitError::Unsupported(format!(
+                "{}: ops with several outputs",
+                g.describe(id)
+            )));
         }
     }
-    let order = g.topo_order().map_err(|n| JitError::InvalidGraph(format!("cycle through {}", g.describe(n))))?;
+    let order = g
+        .topo_order()
+        .map_err(|n| JitError::InvalidGraph(format!("cycle through {}", g.describe(n))))?;
     let plan = plan::plan(g, order);
     let uk = opts.ukernels.kernel()?;
     let mut jit = codegen::Jit::new(uk, opts.checked)?;
@@ -99,19 +116,41 @@ fn compile_inner(g: &Graph, params: &ParamStore, opts: &Options, fault: Option<N
         .inputs()
         .iter()
         .map(|(id, name, _)| {
-            let (ty, loc) = lower::io_loc(g, params, &plan, &mut low.consts, Value { node: *id, port: 0 });
+            let (ty, loc) = lower::io_loc(
+                g,
+                params,
+                &plan,
+                &mut low.consts,
+                Value { node: *id, port: 0 },
+            );
             (name.to_string(), ty, loc)
         })
         .collect();
-    let outputs = g.outputs().iter().map(|v| lower::io_loc(g, params, &plan, &mut low.consts, *v)).collect();
+    let outputs = g
+        .outputs()
+        .iter()
+        .map(|v| lower::io_loc(g, params, &plan, &mut low.consts, *v))
+        .collect();
     let (module, fns) = jit.finish()?;
-    let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("kiln-jit-{i}"))
         .build()
         .map_err(|e| JitError::ThreadPool(e.to_string()))?;
-    let launches = low.steps.iter().map(|s| model::Launch { f: fns[s.kernel], tiles: s.tiles, node: s.node.clone() }).collect();
+    let launches = low
+        .steps
+        .iter()
+        .map(|s| model::Launch {
+            f: fns[s.kernel],
+            tiles: s.tiles,
+            node: s.node.clone(),
+        })
+        .collect();
     Ok(CompiledModel {
         launches,
         consts: low.consts,

@@ -31,7 +31,10 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn shape(&self, v: Value) -> Vec<usize> {
-        self.g.value_type(v).map(|t| t.shape.clone()).unwrap_or_default()
+        self.g
+            .value_type(v)
+            .map(|t| t.shape.clone())
+            .unwrap_or_default()
     }
     fn push(&mut self, data: &[f32]) -> i64 {
         // keep every block 64-byte aligned relative to the pool start
@@ -44,7 +47,9 @@ impl Cx<'_> {
     }
     fn param(&self, v: Value, what: &str, node: &str) -> Result<&Tensor, JitError> {
         let name = self.g.op(v.node).param_name().ok_or_else(|| {
-            JitError::Unsupported(format!("{node}: the {what} must be a parameter, not a computed value"))
+            JitError::Unsupported(format!(
+                "{node}: the {what} must be a parameter, not a computed value"
+            ))
         })?;
         self.params
             .get(name)
@@ -62,7 +67,11 @@ impl Cx<'_> {
                     Some(o) => *o,
                     None => {
                         let name = self.g.op(id).param_name().unwrap_or_default().to_string();
-                        let data = self.params.get(&name).map(|t| t.data.clone()).unwrap_or_default();
+                        let data = self
+                            .params
+                            .get(&name)
+                            .map(|t| t.data.clone())
+                            .unwrap_or_default();
                         let o = self.push(&data) as usize;
                         self.param_off.insert(id, o);
                         o
@@ -73,7 +82,13 @@ impl Cx<'_> {
         };
         let off = (base + view.off) as i64;
         let bstride = view.bstride as i64;
-        Loc { region, off, bstride, lo: off, hi: off + (n - 1) * bstride + it }
+        Loc {
+            region,
+            off,
+            bstride,
+            lo: off,
+            hi: off + (n - 1) * bstride + it,
+        }
     }
 }
 
@@ -82,7 +97,11 @@ fn dims(s: &[usize]) -> (i64, i64, i64) {
     match s.len() {
         0 => (1, 1, 1),
         1 => (s[0] as i64, 1, 1),
-        _ => (s[0] as i64, s[1] as i64, s[2..].iter().product::<usize>() as i64),
+        _ => (
+            s[0] as i64,
+            s[1] as i64,
+            s[2..].iter().product::<usize>() as i64,
+        ),
     }
 }
 
@@ -113,8 +132,20 @@ fn pack_panels(w: &[f32], rows: usize, k: usize, mr: usize, out: &mut Vec<f32>) 
 
 /// Emits every kernel of the graph into `jit`. `fault`: a node whose kernels
 /// store past the arena (the checked-mode test hook).
-pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: Option<NodeId>) -> Result<Lowered, JitError> {
-    let mut cx = Cx { g, params, plan, consts: Vec::new(), param_off: HashMap::new() };
+pub fn lower(
+    g: &Graph,
+    params: &ParamStore,
+    plan: &Plan,
+    jit: &mut Jit,
+    fault: Option<NodeId>,
+) -> Result<Lowered, JitError> {
+    let mut cx = Cx {
+        g,
+        params,
+        plan,
+        consts: Vec::new(),
+        param_off: HashMap::new(),
+    };
     let mut steps = Vec::new();
     let mut scratch = 16usize;
     let (mr, nr) = (jit.tile.mr as i64, jit.tile.nr as i64);
@@ -127,14 +158,26 @@ pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: 
         let out = Value { node: id, port: 0 };
         let ops = g.operands(id);
         let oshape = cx.shape(out);
-        let shift = if fault == Some(id) { plan.arena_len as i64 + 4096 } else { 0 };
-        let mut emit = |jit: &mut Jit, kind: &str, tiles: usize, f: &mut dyn FnMut(&mut crate::codegen::Em, u32)| -> Result<(), JitError> {
+        let shift = if fault == Some(id) {
+            plan.arena_len as i64 + 4096
+        } else {
+            0
+        };
+        let mut emit = |jit: &mut Jit,
+                        kind: &str,
+                        tiles: usize,
+                        f: &mut dyn FnMut(&mut crate::codegen::Em, u32)|
+         -> Result<(), JitError> {
             let tag = steps.len() as u32 + 1;
             let k = jit.kernel(kind, tag, shift, |em| {
                 f(em, tag);
                 Ok(())
             })?;
-            steps.push(Step { kernel: k, tiles, node: node.clone() });
+            steps.push(Step {
+                kernel: k,
+                tiles,
+                node: node.clone(),
+            });
             Ok(())
         };
         let y = cx.loc(out);
@@ -151,7 +194,13 @@ pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: 
                 let wt = cx.param(ops[1], "weight", &node)?.data.clone();
                 let mut packed = Vec::new();
                 for gi in 0..groups {
-                    pack_panels(&wt[gi * og * k..(gi + 1) * og * k], og, k, mr as usize, &mut packed);
+                    pack_panels(
+                        &wt[gi * og * k..(gi + 1) * og * k],
+                        og,
+                        k,
+                        mr as usize,
+                        &mut packed,
+                    );
                 }
                 let a_off = cx.push(&packed);
                 let bias = match c.bias_slot() {
@@ -243,24 +292,59 @@ pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: 
                          compile the inference graph (training = false) or fold it with fold-bn"
                     )));
                 }
-                let get = |cx: &Cx, s: usize, what: &str| cx.param(ops[s], what, &node).map(|t| t.data.clone());
-                let (wt, bi, mean, var) = (get(&cx, 1, "weight")?, get(&cx, 2, "bias")?, get(&cx, 3, "running_mean")?, get(&cx, 4, "running_var")?);
-                let scale: Vec<f32> =
-                    (0..wt.len()).map(|c| (wt[c] as f64 / (var[c] as f64 + b.eps as f64).sqrt()) as f32).collect();
-                let shift: Vec<f32> = (0..wt.len()).map(|c| (bi[c] as f64 - mean[c] as f64 * scale[c] as f64) as f32).collect();
+                let get = |cx: &Cx, s: usize, what: &str| {
+                    cx.param(ops[s], what, &node).map(|t| t.data.clone())
+                };
+                let (wt, bi, mean, var) = (
+                    get(&cx, 1, "weight")?,
+                    get(&cx, 2, "bias")?,
+                    get(&cx, 3, "running_mean")?,
+                    get(&cx, 4, "running_var")?,
+                );
+                let scale: Vec<f32> = (0..wt.len())
+                    .map(|c| (wt[c] as f64 / (var[c] as f64 + b.eps as f64).sqrt()) as f32)
+                    .collect();
+                let shift: Vec<f32> = (0..wt.len())
+                    .map(|c| (bi[c] as f64 - mean[c] as f64 * scale[c] as f64) as f32)
+                    .collect();
                 let so = cx.push(&scale);
                 let ho = cx.push(&shift);
                 let x = cx.loc(ops[0]);
                 let (n, rows, len) = dims(&oshape);
-                let spec = PwSpec { n, rows, len, rpt: (8192 / len).max(1), x, y, op: Pw::Affine { scale: so, shift: ho } };
+                let spec = PwSpec {
+                    n,
+                    rows,
+                    len,
+                    rpt: (8192 / len).max(1),
+                    x,
+                    y,
+                    op: Pw::Affine {
+                        scale: so,
+                        shift: ho,
+                    },
+                };
                 emit(jit, "batch_norm", spec.tiles(), &mut |em, _| spec.emit(em))?;
             }
             Op::Relu(_) | Op::Add(_) => {
                 let x = cx.loc(ops[0]);
-                let op = if ops.len() == 2 { Pw::Add(cx.loc(ops[1])) } else { Pw::Relu };
+                let op = if ops.len() == 2 {
+                    Pw::Add(cx.loc(ops[1]))
+                } else {
+                    Pw::Relu
+                };
                 let (n, rows, len) = dims(&oshape);
-                let spec = PwSpec { n, rows, len, rpt: (8192 / len).max(1), x, y, op };
-                emit(jit, g.op(id).kind(), spec.tiles(), &mut |em, _| spec.emit(em))?;
+                let spec = PwSpec {
+                    n,
+                    rows,
+                    len,
+                    rpt: (8192 / len).max(1),
+                    x,
+                    y,
+                    op,
+                };
+                emit(jit, g.op(id).kind(), spec.tiles(), &mut |em, _| {
+                    spec.emit(em)
+                })?;
             }
             Op::MaxPool(_) | Op::AvgPool(_) => {
                 let xs = cx.shape(ops[0]);
@@ -286,19 +370,40 @@ pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: 
                     x,
                     y,
                 };
-                emit(jit, g.op(id).kind(), spec.tiles(), &mut |em, _| spec.emit(em))?;
+                emit(jit, g.op(id).kind(), spec.tiles(), &mut |em, _| {
+                    spec.emit(em)
+                })?;
             }
             Op::GlobalAvgPool(_) => {
                 let xs = cx.shape(ops[0]);
                 let x = cx.loc(ops[0]);
                 let hw = (xs[2] * xs[3]) as i64;
-                let spec = GapSpec { n: xs[0] as i64, c: xs[1] as i64, hw, cpt: (4096 / hw).max(1), x, y };
-                emit(jit, "global_avg_pool", spec.tiles(), &mut |em, _| spec.emit(em))?;
+                let spec = GapSpec {
+                    n: xs[0] as i64,
+                    c: xs[1] as i64,
+                    hw,
+                    cpt: (4096 / hw).max(1),
+                    x,
+                    y,
+                };
+                emit(jit, "global_avg_pool", spec.tiles(), &mut |em, _| {
+                    spec.emit(em)
+                })?;
             }
             Op::Lrn(l) => {
                 let x = cx.loc(ops[0]);
                 let (n, c, plane) = dims(&oshape);
-                let spec = LrnSpec { n, c, plane, size: l.size as i64, alpha: l.alpha, beta: l.beta, k: l.k, x, y };
+                let spec = LrnSpec {
+                    n,
+                    c,
+                    plane,
+                    size: l.size as i64,
+                    alpha: l.alpha,
+                    beta: l.beta,
+                    k: l.k,
+                    x,
+                    y,
+                };
                 emit(jit, "lrn", spec.tiles(), &mut |em, _| spec.emit(em))?;
             }
             Op::Softmax(s) => {
@@ -307,7 +412,11 @@ pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: 
                 let outer: usize = oshape[..a].iter().product();
                 let spec = SoftmaxSpec {
                     outer: outer as i64,
-                    outer_per_item: if a == 0 { 0 } else { (outer / oshape[0]) as i64 },
+                    outer_per_item: if a == 0 {
+                        0
+                    } else {
+                        (outer / oshape[0]) as i64
+                    },
                     len: oshape[a] as i64,
                     inner: oshape[a + 1..].iter().product::<usize>() as i64,
                     x,
@@ -325,7 +434,9 @@ pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: 
                     labels: cx.loc(ops[1]),
                     y,
                 };
-                emit(jit, "softmax_cross_entropy", 1, &mut |em, tag| spec.emit(em, tag))?;
+                emit(jit, "softmax_cross_entropy", 1, &mut |em, tag| {
+                    spec.emit(em, tag)
+                })?;
             }
             Op::Concat(c) => {
                 let ostr = strides_of(&oshape, y.bstride);
@@ -336,10 +447,22 @@ pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: 
                         let x = cx.loc(*v);
                         let istr = strides_of(&s, x.bstride);
                         let axes = (0..s.len())
-                            .map(|d| Axis { out_dim: s[d] as i64, a: 1, b: 0, in_dim: s[d] as i64, in_stride: istr[d], out_stride: ostr[d] })
+                            .map(|d| Axis {
+                                out_dim: s[d] as i64,
+                                a: 1,
+                                b: 0,
+                                in_dim: s[d] as i64,
+                                in_stride: istr[d],
+                                out_stride: ostr[d],
+                            })
                             .collect();
                         let yo = y.off + start as i64 * ostr[c.axis];
-                        let spec = CopySpec { axes, pad: 0.0, x, y: Loc { off: yo, ..y } };
+                        let spec = CopySpec {
+                            axes,
+                            pad: 0.0,
+                            x,
+                            y: Loc { off: yo, ..y },
+                        };
                         emit(jit, "concat_copy", spec.tiles(), &mut |em, _| spec.emit(em))?;
                     }
                     start += s[c.axis];
@@ -352,10 +475,24 @@ pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: 
                 let istr = strides_of(&s, x.bstride);
                 let ostr = strides_of(&s, item(&s) as i64);
                 let axes = (0..s.len())
-                    .map(|d| Axis { out_dim: s[d] as i64, a: 1, b: 0, in_dim: s[d] as i64, in_stride: istr[d], out_stride: ostr[d] })
+                    .map(|d| Axis {
+                        out_dim: s[d] as i64,
+                        a: 1,
+                        b: 0,
+                        in_dim: s[d] as i64,
+                        in_stride: istr[d],
+                        out_stride: ostr[d],
+                    })
                     .collect();
-                let spec = CopySpec { axes, pad: 0.0, x, y };
-                emit(jit, "contiguous_copy", spec.tiles(), &mut |em, _| spec.emit(em))?;
+                let spec = CopySpec {
+                    axes,
+                    pad: 0.0,
+                    x,
+                    y,
+                };
+                emit(jit, "contiguous_copy", spec.tiles(), &mut |em, _| {
+                    spec.emit(em)
+                })?;
             }
             Op::Pad(pd) => {
                 let s = cx.shape(ops[0]);
@@ -373,7 +510,12 @@ pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: 
                         out_stride: ostr[d],
                     })
                     .collect();
-                let spec = CopySpec { axes, pad: pd.value, x, y };
+                let spec = CopySpec {
+                    axes,
+                    pad: pd.value,
+                    x,
+                    y,
+                };
                 emit(jit, "pad", spec.tiles(), &mut |em, _| spec.emit(em))?;
             }
             Op::Slice(sl) => {
@@ -383,22 +525,59 @@ pub fn lower(g: &Graph, params: &ParamStore, plan: &Plan, jit: &mut Jit, fault: 
                 let ostr = strides_of(&oshape, y.bstride);
                 let axes = (0..s.len())
                     .map(|d| {
-                        let (a, b) = if d == sl.axis { (sl.step as i64, sl.start as i64) } else { (1, 0) };
-                        Axis { out_dim: oshape[d] as i64, a, b, in_dim: s[d] as i64, in_stride: istr[d], out_stride: ostr[d] }
+                        let (a, b) = if d == sl.axis {
+                            (sl.step as i64, sl.start as i64)
+                        } else {
+                            (1, 0)
+                        };
+                        Axis {
+                            out_dim: oshape[d] as i64,
+                            a,
+                            b,
+                            in_dim: s[d] as i64,
+                            in_stride: istr[d],
+                            out_stride: ostr[d],
+                        }
                     })
                     .collect();
-                let spec = CopySpec { axes, pad: 0.0, x, y };
+                let spec = CopySpec {
+                    axes,
+                    pad: 0.0,
+                    x,
+                    y,
+                };
                 emit(jit, "slice", spec.tiles(), &mut |em, _| spec.emit(em))?;
             }
         }
     }
-    Ok(Lowered { steps, consts: cx.consts, scratch })
+    Ok(Lowered {
+        steps,
+        consts: cx.consts,
+        scratch,
+    })
 }
 
 /// The location of a graph input or output, for the executor's copies.
-pub fn io_loc(g: &Graph, params: &ParamStore, plan: &Plan, consts: &mut Vec<f32>, v: Value) -> (TensorType, Loc) {
-    let mut cx = Cx { g, params, plan, consts: std::mem::take(consts), param_off: HashMap::new() };
+pub fn io_loc(
+    g: &Graph,
+    params: &ParamStore,
+    plan: &Plan,
+    consts: &mut Vec<f32>,
+    v: Value,
+) -> (TensorType, Loc) {
+    let mut cx = Cx {
+        g,
+        params,
+        plan,
+        consts: std::mem::take(consts),
+        param_off: HashMap::new(),
+    };
     let l = cx.loc(v);
     *consts = cx.consts;
-    (g.value_type(v).cloned().unwrap_or_else(|| TensorType::f32(Vec::<usize>::new())), l)
+    (
+        g.value_type(v)
+            .cloned()
+            .unwrap_or_else(|| TensorType::f32(Vec::<usize>::new())),
+        l,
+    )
 }

@@ -75,9 +75,16 @@ impl CompiledModel {
     /// `run`, adding each launch's wall time to `times` (one entry per kernel launch,
     /// labelled with its node) when given: for finding where time goes.
     #[doc(hidden)]
-    pub fn run_profiled(&self, inputs: &[Tensor], mut times: Option<&mut Vec<(String, Duration)>>) -> Result<Vec<Tensor>, JitError> {
+    pub fn run_profiled(
+        &self,
+        inputs: &[Tensor],
+        mut times: Option<&mut Vec<(String, Duration)>>,
+    ) -> Result<Vec<Tensor>, JitError> {
         if inputs.len() != self.inputs.len() {
-            return Err(JitError::InputCount { expected: self.inputs.len(), found: inputs.len() });
+            return Err(JitError::InputCount {
+                expected: self.inputs.len(),
+                found: inputs.len(),
+            });
         }
         for ((name, ty, _), t) in self.inputs.iter().zip(inputs) {
             if t.shape != ty.shape || t.data.len() != ty.elements() {
@@ -108,7 +115,15 @@ impl CompiledModel {
             let call = move |p: Ptrs, slot: usize, t: usize| {
                 // SAFETY: the kernel only touches the arena and constant ranges the
                 // plan gave it (checked mode verifies that) and its worker's scratch.
-                unsafe { f(p.arena, p.consts, t as u64, p.scratch.add(slot * sl), p.status) }
+                unsafe {
+                    f(
+                        p.arena,
+                        p.consts,
+                        t as u64,
+                        p.scratch.add(slot * sl),
+                        p.status,
+                    )
+                }
             };
             if l.tiles <= 1 || self.threads == 1 {
                 for t in 0..l.tiles {
@@ -117,7 +132,9 @@ impl CompiledModel {
             } else {
                 self.pool.install(|| {
                     (0..l.tiles).into_par_iter().for_each(|t| {
-                        let slot = rayon::current_thread_index().unwrap_or(self.threads).min(self.threads);
+                        let slot = rayon::current_thread_index()
+                            .unwrap_or(self.threads)
+                            .min(self.threads);
                         call(base, slot, t)
                     })
                 });
@@ -128,9 +145,17 @@ impl CompiledModel {
         }
         let code = status.load(Ordering::SeqCst);
         if code != 0 {
-            let step = |i: u32| self.launches.get(i as usize - 1).map(|l| l.node.clone()).unwrap_or_default();
+            let step = |i: u32| {
+                self.launches
+                    .get(i as usize - 1)
+                    .map(|l| l.node.clone())
+                    .unwrap_or_default()
+            };
             return Err(if code >= BAD_LABEL {
-                JitError::BadLabel { node: step(code - BAD_LABEL), classes: 0 }
+                JitError::BadLabel {
+                    node: step(code - BAD_LABEL),
+                    classes: 0,
+                }
             } else {
                 JitError::OutOfBounds { node: step(code) }
             });
@@ -139,7 +164,11 @@ impl CompiledModel {
             .outputs
             .iter()
             .map(|(ty, loc)| {
-                let src: &[f32] = if loc.region == Region::Arena { &arena } else { &self.consts };
+                let src: &[f32] = if loc.region == Region::Arena {
+                    &arena
+                } else {
+                    &self.consts
+                };
                 let n = ty.shape.first().copied().unwrap_or(1).max(1);
                 let it = ty.elements() / n;
                 let mut data = Vec::with_capacity(ty.elements());
@@ -147,7 +176,10 @@ impl CompiledModel {
                     let o = loc.off as usize + i * loc.bstride as usize;
                     data.extend_from_slice(&src[o..o + it]);
                 }
-                Tensor { shape: ty.shape.clone(), data }
+                Tensor {
+                    shape: ty.shape.clone(),
+                    data,
+                }
             })
             .collect())
     }
@@ -159,11 +191,17 @@ impl CompiledModel {
                 let known: Vec<&str> = self.inputs.iter().map(|(n, _, _)| n.as_str()).collect();
                 return Err(JitError::InputName {
                     name: name.clone(),
-                    problem: format!("the graph has no input of that name (its inputs: {})", known.join(", ")),
+                    problem: format!(
+                        "the graph has no input of that name (its inputs: {})",
+                        known.join(", ")
+                    ),
                 });
             }
             if inputs.iter().filter(|(n, _)| n == name).count() > 1 {
-                return Err(JitError::InputName { name: name.clone(), problem: "given twice".into() });
+                return Err(JitError::InputName {
+                    name: name.clone(),
+                    problem: "given twice".into(),
+                });
             }
         }
         let mut ordered = Vec::with_capacity(self.inputs.len());
@@ -171,7 +209,10 @@ impl CompiledModel {
             let t = inputs
                 .iter()
                 .find(|(n, _)| n == name)
-                .ok_or_else(|| JitError::InputName { name: name.clone(), problem: "was not given".into() })?;
+                .ok_or_else(|| JitError::InputName {
+                    name: name.clone(),
+                    problem: "was not given".into(),
+                })?;
             ordered.push(t.1.clone());
         }
         self.run(&ordered)

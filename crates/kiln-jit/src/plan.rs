@@ -64,7 +64,11 @@ pub struct Plan {
 }
 
 pub fn item(shape: &[usize]) -> usize {
-    shape.iter().skip(1).product::<usize>().max(if shape.is_empty() { 1 } else { 0 })
+    shape
+        .iter()
+        .skip(1)
+        .product::<usize>()
+        .max(if shape.is_empty() { 1 } else { 0 })
 }
 
 fn writes_anywhere(op: &Op) -> bool {
@@ -93,7 +97,11 @@ pub fn plan(g: &Graph, order: Vec<NodeId>) -> Plan {
         if g.is_output(v) {
             return end;
         }
-        g.value_uses(v).iter().map(|u| pos[&u.user]).max().unwrap_or(pos[&v.node])
+        g.value_uses(v)
+            .iter()
+            .map(|u| pos[&u.user])
+            .max()
+            .unwrap_or(pos[&v.node])
     };
     let mut p = Plan {
         order: order.clone(),
@@ -104,7 +112,13 @@ pub fn plan(g: &Graph, order: Vec<NodeId>) -> Plan {
         arena_len: 0,
     };
     let new_storage = |p: &mut Plan, size: usize| {
-        p.storages.push(Storage { size: size.max(1), first: 0, last: 0, offset: 0, values: Vec::new() });
+        p.storages.push(Storage {
+            size: size.max(1),
+            first: 0,
+            last: 0,
+            offset: 0,
+            values: Vec::new(),
+        });
         p.storages.len() - 1
     };
     // Concat placement first: producers come earlier in the order.
@@ -118,20 +132,41 @@ pub fn plan(g: &Graph, order: Vec<NodeId>) -> Plan {
         }
         let inner: usize = oshape[2..].iter().product();
         let st = new_storage(&mut p, oshape.iter().product());
-        p.views.insert(out, View { home: Home::Storage(st), off: 0, bstride: item(&oshape) });
+        p.views.insert(
+            out,
+            View {
+                home: Home::Storage(st),
+                off: 0,
+                bstride: item(&oshape),
+            },
+        );
         let ops = g.operands(id);
         let mut start = 0;
         for (slot, v) in ops.iter().enumerate() {
             let once = ops.iter().filter(|w| *w == v).count() == 1;
             let producer = g.op(v.node);
             if once && writes_anywhere(producer) && !placed.contains_key(v) {
-                placed.insert(*v, View { home: Home::Storage(st), off: start * inner, bstride: item(&oshape) });
+                placed.insert(
+                    *v,
+                    View {
+                        home: Home::Storage(st),
+                        off: start * inner,
+                        bstride: item(&oshape),
+                    },
+                );
                 p.in_place_concat.insert((id, slot));
             }
             start += shape(*v)[1];
         }
     }
-    let storage_last = |p: &Plan, st: usize| p.storages[st].values.iter().map(|v| last_use(*v)).max().unwrap_or(0);
+    let storage_last = |p: &Plan, st: usize| {
+        p.storages[st]
+            .values
+            .iter()
+            .map(|v| last_use(*v))
+            .max()
+            .unwrap_or(0)
+    };
     for (i, &id) in order.iter().enumerate() {
         let out = Value { node: id, port: 0 };
         let oshape = shape(out);
@@ -141,7 +176,11 @@ pub fn plan(g: &Graph, order: Vec<NodeId>) -> Plan {
             *v
         } else if let Some(v) = p.views.get(&out) {
             // a concat with its own storage
-            if ops.iter().enumerate().all(|(s, _)| p.in_place_concat.contains(&(id, s))) {
+            if ops
+                .iter()
+                .enumerate()
+                .all(|(s, _)| p.in_place_concat.contains(&(id, s)))
+            {
                 realise = Realise::Nothing;
             }
             *v
@@ -149,23 +188,38 @@ pub fn plan(g: &Graph, order: Vec<NodeId>) -> Plan {
             match g.op(id) {
                 Op::Param(_) => {
                     realise = Realise::Nothing;
-                    View { home: Home::Param(id), off: 0, bstride: item(&oshape) }
+                    View {
+                        home: Home::Param(id),
+                        off: 0,
+                        bstride: item(&oshape),
+                    }
                 }
                 Op::Dropout(_) | Op::Reshape(_) | Op::Flatten(_) => {
                     let src = p.views[&ops[0]];
                     let ishape = shape(ops[0]);
-                    let contiguous = src.bstride == item(&ishape) || ishape.first().copied().unwrap_or(1) <= 1;
-                    let same_batch = !ishape.is_empty() && !oshape.is_empty() && ishape[0] == oshape[0] && item(&ishape) == item(&oshape);
+                    let contiguous =
+                        src.bstride == item(&ishape) || ishape.first().copied().unwrap_or(1) <= 1;
+                    let same_batch = !ishape.is_empty()
+                        && !oshape.is_empty()
+                        && ishape[0] == oshape[0]
+                        && item(&ishape) == item(&oshape);
                     if same_batch {
                         realise = Realise::Alias;
                         src
                     } else if contiguous {
                         realise = Realise::Alias;
-                        View { bstride: item(&oshape), ..src }
+                        View {
+                            bstride: item(&oshape),
+                            ..src
+                        }
                     } else {
                         realise = Realise::CopyThenView;
                         let st = new_storage(&mut p, oshape.iter().product());
-                        View { home: Home::Storage(st), off: 0, bstride: item(&oshape) }
+                        View {
+                            home: Home::Storage(st),
+                            off: 0,
+                            bstride: item(&oshape),
+                        }
                     }
                 }
                 Op::Relu(_) | Op::BatchNorm(_) | Op::Add(_) => {
@@ -185,7 +239,11 @@ pub fn plan(g: &Graph, order: Vec<NodeId>) -> Plan {
                         Some(v) => v,
                         None => {
                             let st = new_storage(&mut p, oshape.iter().product());
-                            View { home: Home::Storage(st), off: 0, bstride: item(&oshape) }
+                            View {
+                                home: Home::Storage(st),
+                                off: 0,
+                                bstride: item(&oshape),
+                            }
                         }
                     }
                 }
@@ -194,14 +252,22 @@ pub fn plan(g: &Graph, order: Vec<NodeId>) -> Plan {
                         realise = Realise::Nothing;
                     }
                     let st = new_storage(&mut p, oshape.iter().product());
-                    View { home: Home::Storage(st), off: 0, bstride: item(&oshape) }
+                    View {
+                        home: Home::Storage(st),
+                        off: 0,
+                        bstride: item(&oshape),
+                    }
                 }
             }
         };
         if let Home::Storage(st) = view.home {
             let s = &mut p.storages[st];
             if s.values.is_empty() {
-                s.first = if matches!(g.op(id), Op::Input(_)) { 0 } else { i };
+                s.first = if matches!(g.op(id), Op::Input(_)) {
+                    0
+                } else {
+                    i
+                };
             } else {
                 s.first = s.first.min(i);
             }
@@ -216,7 +282,9 @@ pub fn plan(g: &Graph, order: Vec<NodeId>) -> Plan {
         s.last = last.max(s.first);
     }
     // First-fit packing, largest first.
-    let mut idx: Vec<usize> = (0..p.storages.len()).filter(|s| !p.storages[*s].values.is_empty()).collect();
+    let mut idx: Vec<usize> = (0..p.storages.len())
+        .filter(|s| !p.storages[*s].values.is_empty())
+        .collect();
     idx.sort_by_key(|s| std::cmp::Reverse(p.storages[*s].size));
     let mut done: Vec<usize> = Vec::new();
     for s in idx {

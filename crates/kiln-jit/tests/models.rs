@@ -10,7 +10,10 @@ use kiln_models::{build, init_params, randomize_bn_stats, Config};
 
 fn check(name: &str, size: usize, batches: &[usize]) {
     for &batch in batches {
-        let cfg = Config::default_for(name).unwrap().with_input(size).with_batch(batch);
+        let cfg = Config::default_for(name)
+            .unwrap()
+            .with_input(size)
+            .with_batch(batch);
         let g = build(name, &cfg).unwrap();
         let mut p = init_params(&g, 1);
         randomize_bn_stats(&g, &mut p, 2);

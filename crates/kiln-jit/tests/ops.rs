@@ -16,7 +16,11 @@ struct B {
 
 impl B {
     fn new() -> B {
-        B { g: Graph::new("t"), p: ParamStore::new(), n: 0 }
+        B {
+            g: Graph::new("t"),
+            p: ParamStore::new(),
+            n: 0,
+        }
     }
     fn param(&mut self, shape: &[usize], positive: bool) -> Value {
         self.n += 1;
@@ -25,7 +29,13 @@ impl B {
         if positive {
             data.iter_mut().for_each(|x| *x = x.abs() + 0.5);
         }
-        self.p.insert(name.clone(), Tensor { shape: shape.to_vec(), data });
+        self.p.insert(
+            name.clone(),
+            Tensor {
+                shape: shape.to_vec(),
+                data,
+            },
+        );
         self.g.add_param(name, TensorType::f32(shape.to_vec()))
     }
     fn add(&mut self, op: impl Into<Op>, xs: &[Value]) -> Value {
@@ -36,13 +46,50 @@ impl B {
         common::check_graph(&self.g, &self.p, 1e-4, "graph");
         // and checked mode finds no out-of-range access
         let inputs = common::inputs_for(&self.g, 7);
-        let m = kiln_jit::compile(&self.g, &self.p, &kiln_jit::Options { threads: 1, checked: true, ..Default::default() }).unwrap();
+        let m = kiln_jit::compile(
+            &self.g,
+            &self.p,
+            &kiln_jit::Options {
+                threads: 1,
+                checked: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         m.run(&inputs).expect("checked run");
     }
 }
 
-fn conv_case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, [usize; 2], [usize; 2], [usize; 4], [usize; 2], bool, bool, bool)> {
-    (1usize..3, 1usize..4, 1usize..4, 3usize..12, 3usize..12, [1usize..4, 1usize..4], [1usize..3, 1usize..3], [0usize..3, 0usize..3, 0usize..3, 0usize..3], [1usize..3, 1usize..3], any::<bool>(), any::<bool>(), any::<bool>())
+fn conv_case() -> impl Strategy<
+    Value = (
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        [usize; 2],
+        [usize; 2],
+        [usize; 4],
+        [usize; 2],
+        bool,
+        bool,
+        bool,
+    ),
+> {
+    (
+        1usize..3,
+        1usize..4,
+        1usize..4,
+        3usize..12,
+        3usize..12,
+        [1usize..4, 1usize..4],
+        [1usize..3, 1usize..3],
+        [0usize..3, 0usize..3, 0usize..3, 0usize..3],
+        [1usize..3, 1usize..3],
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
 }
 
 proptest! {
@@ -137,13 +184,37 @@ fn bad_label_is_an_error() {
     let mut b = B::new();
     let x = b.g.add_input("x", TensorType::f32([2, 3]));
     let l = b.g.add_input("labels", TensorType::f32([2]));
-    let loss = b.add(SoftmaxCrossEntropy { label_smoothing: 0.0 }, &[x, l]);
+    let loss = b.add(
+        SoftmaxCrossEntropy {
+            label_smoothing: 0.0,
+        },
+        &[x, l],
+    );
     b.g.set_outputs(vec![loss]);
     let m = kiln_jit::compile(&b.g, &b.p, &Default::default()).unwrap();
-    let x = Tensor { shape: vec![2, 3], data: vec![0.0; 6] };
-    let err = m.run(&[x.clone(), Tensor { shape: vec![2], data: vec![1.0, 3.0] }]).unwrap_err();
+    let x = Tensor {
+        shape: vec![2, 3],
+        data: vec![0.0; 6],
+    };
+    let err = m
+        .run(&[
+            x.clone(),
+            Tensor {
+                shape: vec![2],
+                data: vec![1.0, 3.0],
+            },
+        ])
+        .unwrap_err();
     assert!(matches!(err, kiln_jit::JitError::BadLabel { .. }), "{err}");
-    assert!(m.run(&[x, Tensor { shape: vec![2], data: vec![1.0, 2.0] }]).is_ok());
+    assert!(m
+        .run(&[
+            x,
+            Tensor {
+                shape: vec![2],
+                data: vec![1.0, 2.0]
+            }
+        ])
+        .is_ok());
 }
 
 #[test]
@@ -151,8 +222,20 @@ fn training_batch_norm_is_refused_with_a_reason() {
     let mut b = B::new();
     let x = b.g.add_input("x", TensorType::f32([1, 2, 3, 3]));
     let ps: Vec<Value> = (0..4).map(|_| b.param(&[2], true)).collect();
-    let y = b.add(BatchNorm { eps: 1e-5, momentum: 0.1, training: true }, &[x, ps[0], ps[1], ps[2], ps[3]]);
+    let y = b.add(
+        BatchNorm {
+            eps: 1e-5,
+            momentum: 0.1,
+            training: true,
+        },
+        &[x, ps[0], ps[1], ps[2], ps[3]],
+    );
     b.g.set_outputs(vec![y]);
-    let err = kiln_jit::compile(&b.g, &b.p, &Default::default()).err().expect("refused");
-    assert!(matches!(err, kiln_jit::JitError::Unsupported(ref m) if m.contains("training")), "{err}");
+    let err = kiln_jit::compile(&b.g, &b.p, &Default::default())
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, kiln_jit::JitError::Unsupported(ref m) if m.contains("training")),
+        "{err}"
+    );
 }

@@ -11,14 +11,23 @@ use kiln_models::{build, find, init_params, randomize_bn_stats, Config};
 use std::path::PathBuf;
 
 fn model(name: &str, size: usize, batch: usize) -> (Graph, ParamStore) {
-    let g = build(name, &Config::default_for(name).unwrap().with_input(size).with_batch(batch)).unwrap();
+    let g = build(
+        name,
+        &Config::default_for(name)
+            .unwrap()
+            .with_input(size)
+            .with_batch(batch),
+    )
+    .unwrap();
     let mut p = init_params(&g, 3);
     randomize_bn_stats(&g, &mut p, 4);
     (g, p)
 }
 
 fn bits(ts: &[Tensor]) -> Vec<u32> {
-    ts.iter().flat_map(|t| t.data.iter().map(|x| x.to_bits())).collect()
+    ts.iter()
+        .flat_map(|t| t.data.iter().map(|x| x.to_bits()))
+        .collect()
 }
 
 #[test]
@@ -30,12 +39,24 @@ fn outputs_are_bitwise_identical_for_any_thread_count() {
             let runs: Vec<Vec<u32>> = [1, 2, 3]
                 .iter()
                 .map(|&t| {
-                    let m = compile(&g, &p, &Options { threads: t, ukernels: uk, checked: false }).unwrap();
+                    let m = compile(
+                        &g,
+                        &p,
+                        &Options {
+                            threads: t,
+                            ukernels: uk,
+                            checked: false,
+                        },
+                    )
+                    .unwrap();
                     assert_eq!(m.threads(), t);
                     bits(&m.run(&inputs).unwrap())
                 })
                 .collect();
-            assert!(runs[0] == runs[1] && runs[1] == runs[2], "{name} {uk:?}: outputs differ between 1, 2 and 3 threads");
+            assert!(
+                runs[0] == runs[1] && runs[1] == runs[2],
+                "{name} {uk:?}: outputs differ between 1, 2 and 3 threads"
+            );
         }
     }
 }
@@ -43,7 +64,15 @@ fn outputs_are_bitwise_identical_for_any_thread_count() {
 #[test]
 fn concurrent_runs_from_several_threads_agree() {
     let (g, p) = model("resnet18", 32, 1);
-    let m = compile(&g, &p, &Options { threads: 2, ..Default::default() }).unwrap();
+    let m = compile(
+        &g,
+        &p,
+        &Options {
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let inputs: Vec<Vec<Tensor>> = (0..4).map(|i| common::inputs_for(&g, 20 + i)).collect();
     let serial: Vec<Vec<u32>> = inputs.iter().map(|x| bits(&m.run(x).unwrap())).collect();
     std::thread::scope(|s| {
@@ -64,14 +93,32 @@ fn concurrent_runs_from_several_threads_agree() {
 
 #[test]
 fn checked_mode_runs_small_graphs_cleanly_and_agrees() {
-    for (name, size) in [("resnet20-cifar", 16), ("googlenet", 15), ("bn-inception", 31)] {
+    for (name, size) in [
+        ("resnet20-cifar", 16),
+        ("googlenet", 15),
+        ("bn-inception", 31),
+    ] {
         let (g, p) = model(name, size, 2);
         let inputs = common::inputs_for(&g, 5);
         let want = kiln_interp::run(&g, &p, &common::named(&g, &inputs)[..]).unwrap();
         for uk in [Ukernels::Auto, Ukernels::Off] {
-            let m = compile(&g, &p, &Options { threads: 2, ukernels: uk, checked: true }).unwrap();
-            let got = m.run(&inputs).unwrap_or_else(|e| panic!("{name} checked: {e}"));
-            assert!(common::rel_err(&got, &want) <= 1e-4, "{name} checked {uk:?}");
+            let m = compile(
+                &g,
+                &p,
+                &Options {
+                    threads: 2,
+                    ukernels: uk,
+                    checked: true,
+                },
+            )
+            .unwrap();
+            let got = m
+                .run(&inputs)
+                .unwrap_or_else(|e| panic!("{name} checked: {e}"));
+            assert!(
+                common::rel_err(&got, &want) <= 1e-4,
+                "{name} checked {uk:?}"
+            );
         }
     }
 }
@@ -86,22 +133,37 @@ fn checked_mode_turns_an_out_of_range_store_into_an_error() {
         .topo_order()
         .unwrap()
         .into_iter()
-        .filter(|id| !matches!(g.op(*id), kiln_ir::Op::Input(_) | kiln_ir::Op::Param(_) | kiln_ir::Op::Flatten(_)))
+        .filter(|id| {
+            !matches!(
+                g.op(*id),
+                kiln_ir::Op::Input(_) | kiln_ir::Op::Param(_) | kiln_ir::Op::Flatten(_)
+            )
+        })
         .collect();
     let mut kinds = std::collections::BTreeSet::new();
     for id in targets {
         if !kinds.insert(g.op(id).kind()) {
             continue;
         }
-        let opts = Options { threads: 2, ukernels: Ukernels::Auto, checked: true };
+        let opts = Options {
+            threads: 2,
+            ukernels: Ukernels::Auto,
+            checked: true,
+        };
         let m = compile_with_fault(&g, &p, &opts, id).unwrap();
         match m.run(&inputs) {
             Err(JitError::OutOfBounds { node }) => assert_eq!(node, g.describe(id)),
             other => panic!("{}: expected OutOfBounds, got {other:?}", g.describe(id)),
         }
     }
-    assert!(kinds.contains("conv2d") && kinds.contains("dense"), "{kinds:?}");
-    let unchecked = Options { checked: false, ..Default::default() };
+    assert!(
+        kinds.contains("conv2d") && kinds.contains("dense"),
+        "{kinds:?}"
+    );
+    let unchecked = Options {
+        checked: false,
+        ..Default::default()
+    };
     assert!(compile_with_fault(&g, &p, &unchecked, g.topo_order().unwrap()[1]).is_err());
 }
 
@@ -109,11 +171,23 @@ fn checked_mode_turns_an_out_of_range_store_into_an_error() {
 fn wrong_inputs_are_typed_errors() {
     let (g, p) = model("resnet20-cifar", 8, 1);
     let m = compile(&g, &p, &Options::default()).unwrap();
-    assert!(matches!(m.run(&[]), Err(JitError::InputCount { expected: 1, found: 0 })));
-    let bad = Tensor { shape: vec![1, 3, 8, 9], data: vec![0.0; 216] };
+    assert!(matches!(
+        m.run(&[]),
+        Err(JitError::InputCount {
+            expected: 1,
+            found: 0
+        })
+    ));
+    let bad = Tensor {
+        shape: vec![1, 3, 8, 9],
+        data: vec![0.0; 216],
+    };
     assert!(matches!(m.run(&[bad]), Err(JitError::InputShape { .. })));
     let x = common::inputs_for(&g, 1).remove(0);
-    assert!(matches!(m.run_named(&[("nope".into(), x.clone())]), Err(JitError::InputName { .. })));
+    assert!(matches!(
+        m.run_named(&[("nope".into(), x.clone())]),
+        Err(JitError::InputName { .. })
+    ));
     let by_name = m.run_named(&[("input".into(), x.clone())]).unwrap();
     assert_eq!(bits(&by_name), bits(&m.run(&[x]).unwrap()));
     assert!(m.arena_bytes() > 0 && m.compile_time().as_nanos() > 0);
@@ -136,15 +210,33 @@ fn conformance_resnet18_and_googlenet_match_pytorch() {
         let want = read_npy(file("output.npy")).unwrap();
         let weights = ParamStore::load(file("weights.safetensors")).unwrap();
         let m = find(name).unwrap();
-        let cfg = Config { batch: x.shape[0], height: x.shape[2], width: x.shape[3], num_classes: want.shape[1], ..m.default_config() };
+        let cfg = Config {
+            batch: x.shape[0],
+            height: x.shape[2],
+            width: x.shape[3],
+            num_classes: want.shape[1],
+            ..m.default_config()
+        };
         let g = m.build(&cfg).unwrap();
         for uk in [Ukernels::Auto, Ukernels::Off] {
-            let cm = compile(&g, &weights, &Options { threads: 2, ukernels: uk, checked: false }).unwrap();
+            let cm = compile(
+                &g,
+                &weights,
+                &Options {
+                    threads: 2,
+                    ukernels: uk,
+                    checked: false,
+                },
+            )
+            .unwrap();
             let got = cm.run(&[x.clone()]).unwrap();
             let diff = got[0].max_abs_diff(&want).unwrap();
             let scale = want.max_abs();
             println!("{name} {uk:?}: max |jit - torch| = {diff:.3e} (max |torch| {scale:.3e})");
-            assert!(diff <= 1e-4 * scale, "{name} {uk:?}: {diff:e} beyond 1e-4 of {scale:e}");
+            assert!(
+                diff <= 1e-4 * scale,
+                "{name} {uk:?}: {diff:e} beyond 1e-4 of {scale:e}"
+            );
         }
     }
 }

@@ -20,8 +20,27 @@ fn kernels() -> &'static [Microkernel] {
     static K: OnceLock<Vec<Microkernel>> = OnceLock::new();
     K.get_or_init(|| {
         let mut v = ukernel::available();
-        assert!(v.iter().any(|u| u.isa() == Isa::Scalar) && v.iter().any(|u| u.isa() == Isa::Cranelift));
-        for (s, opt) in [(TileShape { mr: 10, nv: 1, unroll: 4 }, OptLevel::None), (TileShape { mr: 3, nv: 3, unroll: 1 }, OptLevel::Speed)] {
+        assert!(
+            v.iter().any(|u| u.isa() == Isa::Scalar) && v.iter().any(|u| u.isa() == Isa::Cranelift)
+        );
+        for (s, opt) in [
+            (
+                TileShape {
+                    mr: 10,
+                    nv: 1,
+                    unroll: 4,
+                },
+                OptLevel::None,
+            ),
+            (
+                TileShape {
+                    mr: 3,
+                    nv: 3,
+                    unroll: 1,
+                },
+                OptLevel::Speed,
+            ),
+        ] {
             v.push(compile_tile(s, opt).unwrap());
         }
         v
@@ -29,7 +48,13 @@ fn kernels() -> &'static [Microkernel] {
 }
 
 /// `C = (acc ? C : 0) + A x B` in f64, and per element the sum of |a * b| (the error scale).
-fn reference(m: usize, n: usize, k: usize, a: impl Fn(usize, usize) -> f32, b: impl Fn(usize, usize) -> f32) -> (Vec<f64>, Vec<f64>) {
+fn reference(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: impl Fn(usize, usize) -> f32,
+    b: impl Fn(usize, usize) -> f32,
+) -> (Vec<f64>, Vec<f64>) {
     let mut c = vec![0.0f64; m * n];
     let mut s = vec![0.0f64; m * n];
     for i in 0..m {
@@ -167,13 +192,22 @@ proptest! {
 #[test]
 fn k_zero_zeroes_or_keeps_c_then_applies_the_epilogue() {
     let bias = [1.0f32, -2.0];
-    let epi = Epilogue { bias: Bias::PerRow(&bias), residual: None, relu: true };
+    let epi = Epilogue {
+        bias: Bias::PerRow(&bias),
+        residual: None,
+        relu: true,
+    };
     for uk in kernels() {
         let mut c = vec![5.0f32; 6];
-        Gemm::new(*uk).epilogue(epi).run(2, 3, 0, &[], 0, &[], 3, &mut c, 3, false).unwrap();
+        Gemm::new(*uk)
+            .epilogue(epi)
+            .run(2, 3, 0, &[], 0, &[], 3, &mut c, 3, false)
+            .unwrap();
         assert_eq!(c, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "{}", uk.name());
         let mut c = vec![5.0f32; 6];
-        Gemm::new(*uk).run(2, 3, 0, &[], 0, &[], 3, &mut c, 3, true).unwrap();
+        Gemm::new(*uk)
+            .run(2, 3, 0, &[], 0, &[], 3, &mut c, 3, true)
+            .unwrap();
         assert_eq!(c, [5.0; 6], "{}", uk.name());
     }
 }
@@ -186,12 +220,22 @@ fn results_do_not_depend_on_the_number_of_parts() {
     for uk in kernels() {
         let run = |parts| {
             let mut c = vec![0.0f32; m * n];
-            Gemm::new(*uk).parts(parts).run(m, n, k, &a, k, &b, n, &mut c, n, false).unwrap();
+            Gemm::new(*uk)
+                .parts(parts)
+                .run(m, n, k, &a, k, &b, n, &mut c, n, false)
+                .unwrap();
             c
         };
         let one = run(1);
         for parts in [2, 3, 7] {
-            assert!(run(parts).iter().zip(&one).all(|(x, y)| x.to_bits() == y.to_bits()), "{} parts={parts}", uk.name());
+            assert!(
+                run(parts)
+                    .iter()
+                    .zip(&one)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{} parts={parts}",
+                uk.name()
+            );
         }
     }
 }
@@ -203,14 +247,24 @@ fn transposed_views_and_the_default_entry_point() {
     let b = values(k * n, 8);
     let mut c = vec![0.0f32; m * n];
     let a = MatRef::new(&at, m, k, 1, m).unwrap();
-    Gemm::new(ukernel::best()).run_views(a, MatRef::row_major(&b, k, n, n).unwrap(), &mut c, n, false).unwrap();
+    Gemm::new(ukernel::best())
+        .run_views(a, MatRef::row_major(&b, k, n, n).unwrap(), &mut c, n, false)
+        .unwrap();
     let (want, scale) = reference(m, n, k, |i, p| at[p * m + i], |p, j| b[p * n + j]);
-    assert!(c.iter().zip(&want).zip(&scale).all(|((g, w), s)| close(*g, *w, *s)));
+    assert!(c
+        .iter()
+        .zip(&want)
+        .zip(&scale)
+        .all(|((g, w), s)| close(*g, *w, *s)));
 
     let a_rm: Vec<f32> = (0..m * k).map(|x| at[(x % k) * m + x / k]).collect();
     let mut c2 = vec![0.0f32; m * n];
     ukernel::sgemm(m, n, k, &a_rm, k, &b, n, &mut c2, n, false).unwrap();
-    assert!(c2.iter().zip(&want).zip(&scale).all(|((g, w), s)| close(*g, *w, *s)));
+    assert!(c2
+        .iter()
+        .zip(&want)
+        .zip(&scale)
+        .all(|((g, w), s)| close(*g, *w, *s)));
 }
 
 #[test]
@@ -230,22 +284,75 @@ fn packing_layout_and_zero_padding() {
 fn bad_arguments_are_errors_not_panics() {
     let z = vec![0.0f32; 64];
     let mut c = vec![0.0f32; 64];
-    let bad = |r: Result<(), JitError>| assert!(matches!(r, Err(JitError::InvalidArgument(_))), "{r:?}");
-    bad(ukernel::sgemm(4, 4, 4, &z[..15], 4, &z, 4, &mut c, 4, false)); // A too short
+    let bad =
+        |r: Result<(), JitError>| assert!(matches!(r, Err(JitError::InvalidArgument(_))), "{r:?}");
+    bad(ukernel::sgemm(
+        4,
+        4,
+        4,
+        &z[..15],
+        4,
+        &z,
+        4,
+        &mut c,
+        4,
+        false,
+    )); // A too short
     bad(ukernel::sgemm(4, 4, 4, &z, 3, &z, 4, &mut c, 4, false)); // lda < k
     bad(ukernel::sgemm(4, 4, 4, &z, 4, &z, 4, &mut c, 3, false)); // ldc < n
     bad(ukernel::sgemm(9, 8, 1, &z, 1, &z, 8, &mut c, 8, false)); // C too short
-    bad(ukernel::sgemm(usize::MAX, 2, 2, &z, 2, &z, 2, &mut c, 2, false)); // overflow
+    bad(ukernel::sgemm(
+        usize::MAX,
+        2,
+        2,
+        &z,
+        2,
+        &z,
+        2,
+        &mut c,
+        2,
+        false,
+    )); // overflow
     let short = [1.0f32; 3];
-    let g = Gemm::new(ukernel::scalar()).epilogue(Epilogue { bias: Bias::PerRow(&short), ..Epilogue::default() });
+    let g = Gemm::new(ukernel::scalar()).epilogue(Epilogue {
+        bias: Bias::PerRow(&short),
+        ..Epilogue::default()
+    });
     bad(g.run(4, 4, 4, &z, 4, &z, 4, &mut c, 4, false));
-    let g = Gemm::new(ukernel::scalar()).epilogue(Epilogue { residual: Some((&short, 4)), ..Epilogue::default() });
+    let g = Gemm::new(ukernel::scalar()).epilogue(Epilogue {
+        residual: Some((&short, 4)),
+        ..Epilogue::default()
+    });
     bad(g.run(4, 4, 4, &z, 4, &z, 4, &mut c, 4, false));
-    bad(Gemm::new(ukernel::scalar()).blocking(Blocking { mc: 0, kc: 4, nc: 4 }).run(4, 4, 4, &z, 4, &z, 4, &mut c, 4, false));
-    bad(pack_a(4, MatRef::row_major(&z, 4, 4, 4).unwrap(), &mut c[..15]));
+    bad(Gemm::new(ukernel::scalar())
+        .blocking(Blocking {
+            mc: 0,
+            kc: 4,
+            nc: 4,
+        })
+        .run(4, 4, 4, &z, 4, &z, 4, &mut c, 4, false));
+    bad(pack_a(
+        4,
+        MatRef::row_major(&z, 4, 4, 4).unwrap(),
+        &mut c[..15],
+    ));
     assert!("avx1024".parse::<Isa>().is_err());
-    assert!("auto".parse::<kiln_jit::Ukernels>().is_ok() && "AVX2".parse::<kiln_jit::Ukernels>().is_ok());
+    assert!(
+        "auto".parse::<kiln_jit::Ukernels>().is_ok()
+            && "AVX2".parse::<kiln_jit::Ukernels>().is_ok()
+    );
     #[cfg(target_arch = "x86_64")]
-    assert!(matches!(ukernel::kernel(Isa::Neon), Err(JitError::IsaUnavailable("neon"))));
-    assert!(compile_tile(TileShape { mr: 5, nv: 4, unroll: 1 }, OptLevel::Speed).is_err()); // 20 accumulators
+    assert!(matches!(
+        ukernel::kernel(Isa::Neon),
+        Err(JitError::IsaUnavailable("neon"))
+    ));
+    assert!(compile_tile(
+        TileShape {
+            mr: 5,
+            nv: 4,
+            unroll: 1
+        },
+        OptLevel::Speed
+    )
+    .is_err()); // 20 accumulators
 }

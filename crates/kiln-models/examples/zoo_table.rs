@@ -19,7 +19,8 @@ fn main() {
         };
         let c = cost(&g);
         // The smallest size that builds, ignoring the table's own minimum.
-        let smallest = (1..=cfg.height).find(|&s| m.build_unchecked(&cfg.clone().with_input(s)).is_ok());
+        let smallest =
+            (1..=cfg.height).find(|&s| m.build_unchecked(&cfg.clone().with_input(s)).is_ok());
         println!(
             "| {} | {} | {} | {} | {} |",
             m.name,

@@ -9,12 +9,12 @@
 //! does not type-check is refused on the spot with the layer's name.
 
 use crate::error::ModelError;
+use kiln_ir::ops::Add as AddOp;
+use kiln_ir::ops::Param;
 use kiln_ir::ops::{
     AvgPool, BatchNorm, Concat, Conv2d, Dense, Dropout, Epilogue, Flatten, GlobalAvgPool, Lrn,
     MaxPool, Pad, Relu, Slice, Softmax,
 };
-use kiln_ir::ops::Add as AddOp;
-use kiln_ir::ops::Param;
 use kiln_ir::{Graph, Op, TensorType, Value};
 use std::collections::HashSet;
 use std::fmt::Display;
@@ -45,7 +45,15 @@ impl Conv {
 
     /// A `kh x kw` kernel (Inception-v3's 1x7 and 7x1).
     pub fn rect(out: usize, kh: usize, kw: usize) -> Conv {
-        Conv { out, kernel: [kh, kw], stride: [1, 1], pad: [0; 4], dilation: [1, 1], groups: 1, bias: false }
+        Conv {
+            out,
+            kernel: [kh, kw],
+            stride: [1, 1],
+            pad: [0; 4],
+            dilation: [1, 1],
+            groups: 1,
+            bias: false,
+        }
     }
 
     pub fn stride(mut self, s: usize) -> Conv {
@@ -97,7 +105,13 @@ pub struct Pool {
 impl Pool {
     /// A square window, no padding, floor mode, padding counted (PyTorch's defaults).
     pub fn new(kernel: usize, stride: usize) -> Pool {
-        Pool { kernel: [kernel; 2], stride: [stride; 2], pad: [0; 4], ceil_mode: false, count_include_pad: true }
+        Pool {
+            kernel: [kernel; 2],
+            stride: [stride; 2],
+            pad: [0; 4],
+            ceil_mode: false,
+            count_include_pad: true,
+        }
     }
 
     pub fn pad(mut self, p: usize) -> Pool {
@@ -156,7 +170,12 @@ impl GraphBuilder {
     /// An empty graph named `name` (the zoo uses the model's zoo name; the
     /// weight initialiser looks it up to pick the model's init rules).
     pub fn new(name: impl Into<String>) -> GraphBuilder {
-        GraphBuilder { graph: Graph::new(name), scopes: Vec::new(), params: HashSet::new(), last_layer: None }
+        GraphBuilder {
+            graph: Graph::new(name),
+            scopes: Vec::new(),
+            params: HashSet::new(),
+            last_layer: None,
+        }
     }
 
     /// Opens a nested scope; parameters created through the returned guard
@@ -168,14 +187,25 @@ impl GraphBuilder {
 
     /// The current scopes and `leaf` joined with dots, empty parts skipped.
     pub fn path(&self, leaf: &str) -> String {
-        let parts = self.scopes.iter().map(String::as_str).chain(std::iter::once(leaf));
-        parts.filter(|p| !p.is_empty()).collect::<Vec<_>>().join(".")
+        let parts = self
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(leaf));
+        parts
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(".")
     }
 
     /// Where an unnamed op sits, for errors: `layer3.1/add (after layer3.1.bn2)`.
     fn site(&self, op: &str) -> String {
         let scope = self.path("");
-        let site = if scope.is_empty() { op.to_string() } else { format!("{scope}/{op}") };
+        let site = if scope.is_empty() {
+            op.to_string()
+        } else {
+            format!("{scope}/{op}")
+        };
         match &self.last_layer {
             Some(last) => format!("{site} (after {last})"),
             None => site,
@@ -192,7 +222,10 @@ impl GraphBuilder {
         let ty = TensorType::f32(shape);
         ty.validate().map_err(|message| ModelError::Build {
             at: format!("input {name}"),
-            source: kiln_ir::IrError::Build { op: "input", message },
+            source: kiln_ir::IrError::Build {
+                op: "input",
+                message,
+            },
         })?;
         Ok(self.graph.add_input(name, ty))
     }
@@ -204,20 +237,29 @@ impl GraphBuilder {
         let ty = TensorType::f32(shape);
         ty.validate().map_err(|message| ModelError::Build {
             at: full.clone(),
-            source: kiln_ir::IrError::Build { op: "param", message },
+            source: kiln_ir::IrError::Build {
+                op: "param",
+                message,
+            },
         })?;
         if !self.params.insert(full.clone()) {
             return Err(ModelError::DuplicateParam { name: full });
         }
         // The builder checks uniqueness itself, so it can skip Graph::add_param's scan.
-        Ok(self.graph.add_node_unchecked(Op::Param(Param { name: full }), &[], vec![ty]).into())
+        Ok(self
+            .graph
+            .add_node_unchecked(Op::Param(Param { name: full }), &[], vec![ty])
+            .into())
     }
 
     /// The type of `v`.
     pub fn ty(&self, v: Value) -> Result<&TensorType> {
         self.graph
             .value_type(v)
-            .ok_or_else(|| ModelError::NoSuchValue { at: self.path(""), node: v.node.index() })
+            .ok_or_else(|| ModelError::NoSuchValue {
+                at: self.path(""),
+                node: v.node.index(),
+            })
     }
 
     /// The shape of `v`.
@@ -230,7 +272,10 @@ impl GraphBuilder {
         let ty = self.ty(v)?;
         ty.shape.get(1).copied().ok_or_else(|| ModelError::Build {
             at: self.path(""),
-            source: kiln_ir::IrError::Build { op: "layer", message: format!("expected rank >= 2, found {ty}") },
+            source: kiln_ir::IrError::Build {
+                op: "layer",
+                message: format!("expected rank >= 2, found {ty}"),
+            },
         })
     }
 
@@ -238,16 +283,27 @@ impl GraphBuilder {
     pub fn op(&mut self, at: String, op: impl Into<Op>, operands: &[Value]) -> Result<Value> {
         for v in operands {
             if self.graph.value_type(*v).is_none() {
-                return Err(ModelError::NoSuchValue { at, node: v.node.index() });
+                return Err(ModelError::NoSuchValue {
+                    at,
+                    node: v.node.index(),
+                });
             }
         }
-        self.graph.add(op, operands).map_err(|source| ModelError::Build { at, source })
+        self.graph
+            .add(op, operands)
+            .map_err(|source| ModelError::Build { at, source })
     }
 
     /// A layer named `name` reading `x` and the parameters `<name>.<tensor>`
     /// (created here, in operand order). If the op is refused, the parameters
     /// are removed again, so a failed layer leaves the graph as it was.
-    fn layer(&mut self, name: &str, op: impl Into<Op>, x: Value, params: Vec<(&str, Vec<usize>)>) -> Result<Value> {
+    fn layer(
+        &mut self,
+        name: &str,
+        op: impl Into<Op>,
+        x: Value,
+        params: Vec<(&str, Vec<usize>)>,
+    ) -> Result<Value> {
         let at = self.path(name);
         let mut operands = vec![x];
         let mut result = Ok(());
@@ -287,13 +343,23 @@ impl GraphBuilder {
                 at,
                 source: kiln_ir::IrError::Build {
                     op: "conv2d",
-                    message: format!("groups = {} does not divide the {cin} input channels", c.groups),
+                    message: format!(
+                        "groups = {} does not divide the {cin} input channels",
+                        c.groups
+                    ),
                 },
             });
         }
-        let weight = ("weight", vec![c.out, cin / c.groups, c.kernel[0], c.kernel[1]]);
+        let weight = (
+            "weight",
+            vec![c.out, cin / c.groups, c.kernel[0], c.kernel[1]],
+        );
         let bias = ("bias", vec![c.out]);
-        let params = if c.bias { vec![weight, bias] } else { vec![weight] };
+        let params = if c.bias {
+            vec![weight, bias]
+        } else {
+            vec![weight]
+        };
         let op = Conv2d {
             kernel: c.kernel,
             stride: c.stride,
@@ -321,7 +387,16 @@ impl GraphBuilder {
 
     pub fn max_pool(&mut self, x: Value, p: Pool) -> Result<Value> {
         let at = self.site("max_pool");
-        self.op(at, MaxPool { kernel: p.kernel, stride: p.stride, pad: p.pad, ceil_mode: p.ceil_mode }, &[x])
+        self.op(
+            at,
+            MaxPool {
+                kernel: p.kernel,
+                stride: p.stride,
+                pad: p.pad,
+                ceil_mode: p.ceil_mode,
+            },
+            &[x],
+        )
     }
 
     pub fn avg_pool(&mut self, x: Value, p: Pool) -> Result<Value> {
@@ -375,24 +450,44 @@ impl GraphBuilder {
     }
 
     fn adaptive_axis(&mut self, x: Value, axis: usize, len: usize, out: usize) -> Result<Value> {
-        let windows: Vec<(usize, usize)> =
-            (0..out).map(|i| (i * len / out, ((i + 1) * len).div_ceil(out))).collect();
+        let windows: Vec<(usize, usize)> = (0..out)
+            .map(|i| (i * len / out, ((i + 1) * len).div_ceil(out)))
+            .collect();
         let size = windows[0].1 - windows[0].0;
-        let stride = if out > 1 { windows[1].0 - windows[0].0 } else { 1 };
-        let uniform = windows.iter().enumerate().all(|(i, &(s, e))| e - s == size && s == i * stride);
+        let stride = if out > 1 {
+            windows[1].0 - windows[0].0
+        } else {
+            1
+        };
+        let uniform = windows
+            .iter()
+            .enumerate()
+            .all(|(i, &(s, e))| e - s == size && s == i * stride);
         let mut kernel = [1, 1];
         let mut strides = [1, 1];
         if uniform {
             kernel[axis - 2] = size;
             strides[axis - 2] = stride.max(1);
-            let p = Pool { kernel, stride: strides, pad: [0; 4], ceil_mode: false, count_include_pad: true };
+            let p = Pool {
+                kernel,
+                stride: strides,
+                pad: [0; 4],
+                ceil_mode: false,
+                count_include_pad: true,
+            };
             return self.avg_pool(x, p);
         }
         let mut parts = Vec::with_capacity(out);
         for (s, e) in windows {
             let rows = self.slice(x, axis, s, e, 1)?;
             kernel[axis - 2] = e - s;
-            let p = Pool { kernel, stride: [1, 1], pad: [0; 4], ceil_mode: false, count_include_pad: true };
+            let p = Pool {
+                kernel,
+                stride: [1, 1],
+                pad: [0; 4],
+                ceil_mode: false,
+                count_include_pad: true,
+            };
             parts.push(self.avg_pool(rows, p)?);
         }
         self.concat_axis(&parts, axis)
@@ -401,7 +496,16 @@ impl GraphBuilder {
     /// Cross-channel local response normalisation (Caffe's and PyTorch's formula).
     pub fn lrn(&mut self, x: Value, size: usize, alpha: f32, beta: f32, k: f32) -> Result<Value> {
         let at = self.site("lrn");
-        self.op(at, Lrn { size, alpha, beta, k }, &[x])
+        self.op(
+            at,
+            Lrn {
+                size,
+                alpha,
+                beta,
+                k,
+            },
+            &[x],
+        )
     }
 
     /// Concatenation along the channels (dimension 1).
@@ -424,7 +528,11 @@ impl GraphBuilder {
     pub fn dense(&mut self, name: &str, x: Value, out: usize, bias: bool) -> Result<Value> {
         let k = self.channels(x)?;
         let weight = ("weight", vec![out, k]);
-        let params = if bias { vec![weight, ("bias", vec![out])] } else { vec![weight] };
+        let params = if bias {
+            vec![weight, ("bias", vec![out])]
+        } else {
+            vec![weight]
+        };
         self.layer(name, Dense { bias }, x, params)
     }
 
@@ -457,16 +565,34 @@ impl GraphBuilder {
     }
 
     /// Elements `start, start + step, ...` below `end` along `axis`.
-    pub fn slice(&mut self, x: Value, axis: usize, start: usize, end: usize, step: usize) -> Result<Value> {
+    pub fn slice(
+        &mut self,
+        x: Value,
+        axis: usize,
+        start: usize,
+        end: usize,
+        step: usize,
+    ) -> Result<Value> {
         let at = self.site("slice");
-        self.op(at, Slice { axis, start, end, step }, &[x])
+        self.op(
+            at,
+            Slice {
+                axis,
+                start,
+                end,
+                step,
+            },
+            &[x],
+        )
     }
 
     /// Sets the graph outputs and verifies the graph.
     pub fn finish(mut self, outputs: Vec<Value>) -> Result<Graph> {
         self.graph.set_outputs(outputs);
-        kiln_ir::verify(&self.graph)
-            .map_err(|source| ModelError::Verify { model: self.graph.name.clone(), source })?;
+        kiln_ir::verify(&self.graph).map_err(|source| ModelError::Verify {
+            model: self.graph.name.clone(),
+            source,
+        })?;
         Ok(self.graph)
     }
 }
@@ -481,12 +607,18 @@ mod tests {
         let x = b.input("x", [1, 3, 8, 8]).unwrap();
         let mut l3 = b.scope("layer3");
         let mut blk = l3.scope(1);
-        blk.conv("conv2", x, Conv::new(4, 3).pad(1).bias(true)).unwrap();
+        blk.conv("conv2", x, Conv::new(4, 3).pad(1).bias(true))
+            .unwrap();
         drop(blk);
         l3.bn("bn", x, 1e-5).unwrap();
         drop(l3);
         b.dense("fc", x, 2, false).unwrap_err(); // rank 4 into a dense layer: refused, no trace left
-        let names: Vec<_> = b.graph().params().into_iter().map(|(_, n, t)| (n.to_string(), t.shape.clone())).collect();
+        let names: Vec<_> = b
+            .graph()
+            .params()
+            .into_iter()
+            .map(|(_, n, t)| (n.to_string(), t.shape.clone()))
+            .collect();
         assert_eq!(
             names,
             vec![
@@ -506,17 +638,32 @@ mod tests {
         let x = b.input("x", [1, 3, 4, 4]).unwrap();
         let mut s = b.scope("stem");
         let err = s.conv("conv1", x, Conv::new(8, 7)).unwrap_err();
-        assert!(matches!(&err, ModelError::Build { at, .. } if at == "stem.conv1"), "{err}");
+        assert!(
+            matches!(&err, ModelError::Build { at, .. } if at == "stem.conv1"),
+            "{err}"
+        );
         assert!(err.to_string().contains("smaller than the kernel"), "{err}");
-        assert!(s.graph().params().is_empty(), "a refused layer leaves no parameters behind");
+        assert!(
+            s.graph().params().is_empty(),
+            "a refused layer leaves no parameters behind"
+        );
         let err = s.max_pool(x, Pool::new(5, 1)).unwrap_err();
-        assert!(matches!(&err, ModelError::Build { at, .. } if at == "stem/max_pool"), "{err}");
+        assert!(
+            matches!(&err, ModelError::Build { at, .. } if at == "stem/max_pool"),
+            "{err}"
+        );
         let y = s.conv("c1", x, Conv::new(8, 1)).unwrap();
         let err = s.add(x, y).unwrap_err();
-        assert!(matches!(&err, ModelError::Build { at, .. } if at == "stem/add (after stem.c1)"), "{err}");
+        assert!(
+            matches!(&err, ModelError::Build { at, .. } if at == "stem/add (after stem.c1)"),
+            "{err}"
+        );
         s.conv("c", x, Conv::new(8, 1)).unwrap();
         let err = s.conv("c", y, Conv::new(8, 1)).unwrap_err();
-        assert!(matches!(&err, ModelError::DuplicateParam { name } if name == "stem.c.weight"), "{err}");
+        assert!(
+            matches!(&err, ModelError::DuplicateParam { name } if name == "stem.c.weight"),
+            "{err}"
+        );
         let err = s.conv("g", x, Conv::new(8, 1).groups(2)).unwrap_err();
         assert!(err.to_string().contains("groups = 2"), "{err}");
     }
@@ -528,13 +675,21 @@ mod tests {
         let x = b.input("x", [1, 2, 14, 14]).unwrap();
         let y = b.adaptive_avg_pool(x, [4, 4]).unwrap();
         assert_eq!(b.shape(y).unwrap(), vec![1, 2, 4, 4]);
-        let slices = b.graph().node_ids().filter(|&id| b.graph().op(id).kind() == "slice").count();
+        let slices = b
+            .graph()
+            .node_ids()
+            .filter(|&id| b.graph().op(id).kind() == "slice")
+            .count();
         assert_eq!(slices, 8);
         // 16 -> 4 is one 4x4/4 pool per axis.
         let x = b.input("x2", [1, 2, 16, 16]).unwrap();
         let y = b.adaptive_avg_pool(x, [4, 4]).unwrap();
         assert_eq!(b.shape(y).unwrap(), vec![1, 2, 4, 4]);
-        let slices_after = b.graph().node_ids().filter(|&id| b.graph().op(id).kind() == "slice").count();
+        let slices_after = b
+            .graph()
+            .node_ids()
+            .filter(|&id| b.graph().op(id).kind() == "slice")
+            .count();
         assert_eq!(slices_after, 8);
         // Larger than the input is allowed, as in PyTorch (windows then overlap).
         let y = b.adaptive_avg_pool(x, [17, 1]).unwrap();

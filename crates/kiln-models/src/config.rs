@@ -62,7 +62,12 @@ impl Config {
 
     /// Checks the configuration against `model` before anything is built.
     pub(crate) fn check(&self, model: &ModelInfo) -> Result<(), ModelError> {
-        let fail = |message: String| Err(ModelError::Config { model: model.name.to_string(), message });
+        let fail = |message: String| {
+            Err(ModelError::Config {
+                model: model.name.to_string(),
+                message,
+            })
+        };
         for (what, v) in [
             ("batch", self.batch),
             ("num_classes", self.num_classes),
@@ -95,7 +100,10 @@ impl Config {
             return fail(format!("dropout must be in [0, 1), found {}", self.dropout));
         }
         if model.dropout.is_none() && self.dropout != 0.0 {
-            return fail(format!("has no dropout layer; dropout must be 0, found {}", self.dropout));
+            return fail(format!(
+                "has no dropout layer; dropout must be 0, found {}",
+                self.dropout
+            ));
         }
         if self.aux_logits && !model.aux_logits {
             return fail("has no auxiliary classifier (aux_logits)".to_string());

@@ -8,7 +8,10 @@ pub enum ModelError {
     /// The name is not in the zoo; `suggestions` holds the closest zoo names
     /// (by edit distance), best first, possibly none.
     #[error("unknown model '{name}'{}", suggestion_text(.suggestions))]
-    Unknown { name: String, suggestions: Vec<String> },
+    Unknown {
+        name: String,
+        suggestions: Vec<String>,
+    },
 
     /// The configuration does not fit the model (a zero dimension, a dropout
     /// probability outside [0, 1), an option the model does not have).
@@ -17,7 +20,12 @@ pub enum ModelError {
 
     /// The input is smaller than the smallest the model accepts.
     #[error("{model}: input {height}x{width} is too small; the smallest input it accepts is {min}x{min}")]
-    InputTooSmall { model: String, height: usize, width: usize, min: usize },
+    InputTooSmall {
+        model: String,
+        height: usize,
+        width: usize,
+        min: usize,
+    },
 
     /// A layer did not type-check; `at` is its scoped name (`layer3.1.conv2`)
     /// or, for an op without parameters, the scope and the op (`layer3.1/add`).

@@ -28,7 +28,10 @@ pub struct Rng {
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng { state: seed, spare: None }
+        Rng {
+            state: seed,
+            spare: None,
+        }
     }
 
     /// The stream of parameter `name` under `seed`.
@@ -70,7 +73,9 @@ impl Rng {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01B3))
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01B3)
+    })
 }
 
 /// Which fan He initialisation divides by.
@@ -110,25 +115,39 @@ pub struct InitScheme {
 
 impl InitScheme {
     /// PyTorch's module defaults everywhere.
-    pub const TORCH_DEFAULT: InitScheme =
-        InitScheme { conv: WeightInit::TorchDefault, dense: WeightInit::TorchDefault, overrides: &[] };
+    pub const TORCH_DEFAULT: InitScheme = InitScheme {
+        conv: WeightInit::TorchDefault,
+        dense: WeightInit::TorchDefault,
+        overrides: &[],
+    };
 
     /// The scheme of the zoo model named `name`, or [`InitScheme::TORCH_DEFAULT`].
     pub fn for_model(name: &str) -> InitScheme {
-        zoo::find(name).map(|m| m.init).unwrap_or(InitScheme::TORCH_DEFAULT)
+        zoo::find(name)
+            .map(|m| m.init)
+            .unwrap_or(InitScheme::TORCH_DEFAULT)
     }
 
     fn weight_rule(&self, name: &str, default: WeightInit) -> WeightInit {
-        self.overrides.iter().find(|(prefix, _)| name.starts_with(prefix)).map_or(default, |&(_, w)| w)
+        self.overrides
+            .iter()
+            .find(|(prefix, _)| name.starts_with(prefix))
+            .map_or(default, |&(_, w)| w)
     }
 }
 
 /// What a parameter is, from the slot of the first op that reads it.
 #[derive(Clone, Copy, Debug)]
 enum Role {
-    Weight { rule: WeightInit, fan_in: usize, fan_out: usize },
+    Weight {
+        rule: WeightInit,
+        fan_in: usize,
+        fan_out: usize,
+    },
     /// A bias, `U(-bound, bound)`.
-    Bias { bound: f64 },
+    Bias {
+        bound: f64,
+    },
     Constant(f32),
 }
 
@@ -152,20 +171,40 @@ pub fn init_params_with(g: &Graph, seed: u64, scheme: &InitScheme) -> ParamStore
         let n = ty.elements();
         let data: Vec<f32> = match roles.get(name) {
             Some(Role::Constant(c)) => vec![*c; n],
-            Some(Role::Bias { bound }) => (0..n).map(|_| rng.uniform_in(-bound, *bound) as f32).collect(),
-            Some(&Role::Weight { rule, fan_in, fan_out }) => draw_weight(&mut rng, n, rule, fan_in, fan_out),
+            Some(Role::Bias { bound }) => (0..n)
+                .map(|_| rng.uniform_in(-bound, *bound) as f32)
+                .collect(),
+            Some(&Role::Weight {
+                rule,
+                fan_in,
+                fan_out,
+            }) => draw_weight(&mut rng, n, rule, fan_in, fan_out),
             None => (0..n).map(|_| rng.normal() as f32).collect(),
         };
-        store.insert(name, Tensor { shape: ty.shape.clone(), data });
+        store.insert(
+            name,
+            Tensor {
+                shape: ty.shape.clone(),
+                data,
+            },
+        );
     }
     store
 }
 
-fn draw_weight(rng: &mut Rng, n: usize, rule: WeightInit, fan_in: usize, fan_out: usize) -> Vec<f32> {
+fn draw_weight(
+    rng: &mut Rng,
+    n: usize,
+    rule: WeightInit,
+    fan_in: usize,
+    fan_out: usize,
+) -> Vec<f32> {
     match rule {
         WeightInit::TorchDefault => {
             let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-            (0..n).map(|_| rng.uniform_in(-bound, bound) as f32).collect()
+            (0..n)
+                .map(|_| rng.uniform_in(-bound, bound) as f32)
+                .collect()
         }
         WeightInit::HeNormal(fan) => {
             let fan = match fan {
@@ -175,7 +214,9 @@ fn draw_weight(rng: &mut Rng, n: usize, rule: WeightInit, fan_in: usize, fan_out
             let std = (2.0 / fan.max(1) as f64).sqrt();
             (0..n).map(|_| (std * rng.normal()) as f32).collect()
         }
-        WeightInit::TruncNormal { std } => (0..n).map(|_| truncated_normal(rng, std as f64, 2.0) as f32).collect(),
+        WeightInit::TruncNormal { std } => (0..n)
+            .map(|_| truncated_normal(rng, std as f64, 2.0) as f32)
+            .collect(),
     }
 }
 
@@ -207,9 +248,21 @@ fn roles(g: &Graph, scheme: &InitScheme) -> HashMap<String, Role> {
                     let area = w[2] * w[3];
                     let (fan_in, fan_out) = (w[1] * area, w[0] * area);
                     let rule = scheme.weight_rule(&name, scheme.conv);
-                    found.push((name, Role::Weight { rule, fan_in, fan_out }));
+                    found.push((
+                        name,
+                        Role::Weight {
+                            rule,
+                            fan_in,
+                            fan_out,
+                        },
+                    ));
                     if let Some((bias, _)) = c.bias_slot().and_then(|s| param_at(&operands, s)) {
-                        found.push((bias, Role::Bias { bound: 1.0 / (fan_in.max(1) as f64).sqrt() }));
+                        found.push((
+                            bias,
+                            Role::Bias {
+                                bound: 1.0 / (fan_in.max(1) as f64).sqrt(),
+                            },
+                        ));
                     }
                 }
             }
@@ -217,9 +270,21 @@ fn roles(g: &Graph, scheme: &InitScheme) -> HashMap<String, Role> {
                 if let Some((name, w)) = param_at(&operands, 1).filter(|(_, w)| w.len() == 2) {
                     let (fan_in, fan_out) = (w[1], w[0]);
                     let rule = scheme.weight_rule(&name, scheme.dense);
-                    found.push((name, Role::Weight { rule, fan_in, fan_out }));
+                    found.push((
+                        name,
+                        Role::Weight {
+                            rule,
+                            fan_in,
+                            fan_out,
+                        },
+                    ));
                     if let Some((bias, _)) = d.bias.then(|| param_at(&operands, 2)).flatten() {
-                        found.push((bias, Role::Bias { bound: 1.0 / (fan_in.max(1) as f64).sqrt() }));
+                        found.push((
+                            bias,
+                            Role::Bias {
+                                bound: 1.0 / (fan_in.max(1) as f64).sqrt(),
+                            },
+                        ));
                     }
                 }
             }
@@ -254,7 +319,9 @@ pub fn randomize_bn_stats(g: &Graph, store: &mut ParamStore, seed: u64) -> usize
         }
         count += 1;
         for (slot, v) in g.operands(id).into_iter().enumerate().skip(1) {
-            let Some(name) = g.op(v.node).param_name() else { continue };
+            let Some(name) = g.op(v.node).param_name() else {
+                continue;
+            };
             let Some(ty) = g.value_type(v) else { continue };
             let mut rng = Rng::for_tensor(seed, name);
             let data = (0..ty.elements())
@@ -263,7 +330,13 @@ pub fn randomize_bn_stats(g: &Graph, store: &mut ParamStore, seed: u64) -> usize
                     _ => (0.1 * rng.normal()) as f32,
                 })
                 .collect();
-            store.insert(name, Tensor { shape: ty.shape.clone(), data });
+            store.insert(
+                name,
+                Tensor {
+                    shape: ty.shape.clone(),
+                    data,
+                },
+            );
         }
     }
     count
@@ -295,10 +368,30 @@ mod tests {
 
     #[test]
     fn streams_depend_on_seed_and_name_only() {
-        let a: Vec<u64> = (0..4).map({ let mut r = Rng::for_tensor(3, "fc.weight"); move |_| r.next_u64() }).collect();
-        let b: Vec<u64> = (0..4).map({ let mut r = Rng::for_tensor(3, "fc.weight"); move |_| r.next_u64() }).collect();
-        let c: Vec<u64> = (0..4).map({ let mut r = Rng::for_tensor(3, "fc.bias"); move |_| r.next_u64() }).collect();
-        let d: Vec<u64> = (0..4).map({ let mut r = Rng::for_tensor(4, "fc.weight"); move |_| r.next_u64() }).collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::for_tensor(3, "fc.weight");
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::for_tensor(3, "fc.weight");
+                move |_| r.next_u64()
+            })
+            .collect();
+        let c: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::for_tensor(3, "fc.bias");
+                move |_| r.next_u64()
+            })
+            .collect();
+        let d: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::for_tensor(4, "fc.weight");
+                move |_| r.next_u64()
+            })
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);

@@ -96,11 +96,17 @@ const BN: &str = "Ioffe and Szegedy 2015, Batch Normalization: Accelerating Deep
 const V3: &str = "Szegedy et al. 2015, Rethinking the Inception Architecture for Computer Vision";
 
 /// torchvision's ResNet init: conv He normal, fan-out; `nn.Linear` default.
-const TV_RESNET: InitScheme =
-    InitScheme { conv: WeightInit::HeNormal(Fan::Out), dense: WeightInit::TorchDefault, overrides: &[] };
+const TV_RESNET: InitScheme = InitScheme {
+    conv: WeightInit::HeNormal(Fan::Out),
+    dense: WeightInit::TorchDefault,
+    overrides: &[],
+};
 /// akamaster's CIFAR ResNets: `kaiming_normal_` (fan-in) on convs and the linear layer.
-const CIFAR_INIT: InitScheme =
-    InitScheme { conv: WeightInit::HeNormal(Fan::In), dense: WeightInit::HeNormal(Fan::In), overrides: &[] };
+const CIFAR_INIT: InitScheme = InitScheme {
+    conv: WeightInit::HeNormal(Fan::In),
+    dense: WeightInit::HeNormal(Fan::In),
+    overrides: &[],
+};
 /// torchvision's GoogLeNet: truncated normal, std 0.01.
 const GOOGLENET_INIT: InitScheme = InitScheme {
     conv: WeightInit::TruncNormal { std: 0.01 },
@@ -140,56 +146,346 @@ macro_rules! entry {
 }
 
 const fn tv(block: Block, layers: [usize; 4], width_per_group: usize) -> Arch {
-    Arch::ResNet(ResNetSpec { block, layers, width_per_group })
+    Arch::ResNet(ResNetSpec {
+        block,
+        layers,
+        width_per_group,
+    })
 }
 
 use Block::{Basic, Bottleneck};
 
 static ZOO: [ModelInfo; 22] = [
-    entry!("resnet18", RESNET, RESNET_ARXIV, "torchvision resnet18", 224, 1000, None, false,
-        1, 11_689_512, 1_814_073_344, TV_RESNET, tv(Basic, [2, 2, 2, 2], 64)),
-    entry!("resnet34", RESNET, RESNET_ARXIV, "torchvision resnet34", 224, 1000, None, false,
-        1, 21_797_672, 3_663_761_408, TV_RESNET, tv(Basic, [3, 4, 6, 3], 64)),
-    entry!("resnet50", RESNET, RESNET_ARXIV, "torchvision resnet50 (v1.5: stride on the 3x3)", 224, 1000, None, false,
-        1, 25_557_032, 4_089_184_256, TV_RESNET, tv(Bottleneck, [3, 4, 6, 3], 64)),
-    entry!("resnet101", RESNET, RESNET_ARXIV, "torchvision resnet101 (v1.5)", 224, 1000, None, false,
-        1, 44_549_160, 7_801_405_440, TV_RESNET, tv(Bottleneck, [3, 4, 23, 3], 64)),
-    entry!("resnet152", RESNET, RESNET_ARXIV, "torchvision resnet152 (v1.5)", 224, 1000, None, false,
-        1, 60_192_808, 11_513_626_624, TV_RESNET, tv(Bottleneck, [3, 8, 36, 3], 64)),
-    entry!("wide-resnet50-2", WRN, "1605.07146", "torchvision wide_resnet50_2", 224, 1000, None, false,
-        1, 68_883_240, 11_398_021_120, TV_RESNET, tv(Bottleneck, [3, 4, 6, 3], 128)),
-    entry!("wide-resnet101-2", WRN, "1605.07146", "torchvision wide_resnet101_2", 224, 1000, None, false,
-        1, 126_886_696, 22_753_050_624, TV_RESNET, tv(Bottleneck, [3, 4, 23, 3], 128)),
-    entry!("preact-resnet18", PREACT, "1603.05027", "full pre-activation, as fb.resnet.torch preresnet.lua", 224, 1000, None, false,
-        1, 11_687_720, 1_814_073_344, TV_RESNET, Arch::PreAct(Basic, [2, 2, 2, 2])),
-    entry!("preact-resnet34", PREACT, "1603.05027", "full pre-activation, as fb.resnet.torch preresnet.lua", 224, 1000, None, false,
-        1, 21_795_880, 3_663_761_408, TV_RESNET, Arch::PreAct(Basic, [3, 4, 6, 3])),
-    entry!("preact-resnet50", PREACT, "1603.05027", "full pre-activation, as fb.resnet.torch preresnet.lua", 224, 1000, None, false,
-        1, 25_549_352, 4_089_184_256, TV_RESNET, Arch::PreAct(Bottleneck, [3, 4, 6, 3])),
-    entry!("preact-resnet101", PREACT, "1603.05027", "full pre-activation, as fb.resnet.torch preresnet.lua", 224, 1000, None, false,
-        1, 44_541_480, 7_801_405_440, TV_RESNET, Arch::PreAct(Bottleneck, [3, 4, 23, 3])),
-    entry!("preact-resnet152", PREACT, "1603.05027", "full pre-activation, as fb.resnet.torch preresnet.lua", 224, 1000, None, false,
-        1, 60_185_128, 11_513_626_624, TV_RESNET, Arch::PreAct(Bottleneck, [3, 8, 36, 3])),
-    entry!("resnet20-cifar", RESNET, RESNET_ARXIV, "CIFAR-10 ResNet, option-A shortcuts (section 4.2)", 32, 10, None, false,
-        1, 269_722, 40_551_040, CIFAR_INIT, Arch::CifarResNet { n: 3 }),
-    entry!("resnet32-cifar", RESNET, RESNET_ARXIV, "CIFAR-10 ResNet, option-A shortcuts (section 4.2)", 32, 10, None, false,
-        1, 464_154, 68_862_592, CIFAR_INIT, Arch::CifarResNet { n: 5 }),
-    entry!("resnet44-cifar", RESNET, RESNET_ARXIV, "CIFAR-10 ResNet, option-A shortcuts (section 4.2)", 32, 10, None, false,
-        1, 658_586, 97_174_144, CIFAR_INIT, Arch::CifarResNet { n: 7 }),
-    entry!("resnet56-cifar", RESNET, RESNET_ARXIV, "CIFAR-10 ResNet, option-A shortcuts (section 4.2)", 32, 10, None, false,
-        1, 853_018, 125_485_696, CIFAR_INIT, Arch::CifarResNet { n: 9 }),
-    entry!("resnet110-cifar", RESNET, RESNET_ARXIV, "CIFAR-10 ResNet, option-A shortcuts (section 4.2)", 32, 10, None, false,
-        1, 1_727_962, 252_887_680, CIFAR_INIT, Arch::CifarResNet { n: 18 }),
-    entry!("wrn-28-10", WRN, "1605.07146", "CIFAR-10 WRN-28-10, pre-activation, dropout optional", 32, 10, Some(0.0), false,
-        1, 36_479_194, 5_243_328_768, TV_RESNET, Arch::WideResNet { depth: 28, k: 10 }),
-    entry!("googlenet", GOOGLENET, "1409.4842", "torchvision googlenet (BN, 3x3 in the 5x5 branch)", 224, 1000, Some(0.2), true,
-        15, 6_624_904, 1_498_376_192, GOOGLENET_INIT, Arch::GoogLeNet(Variant::Torchvision)),
-    entry!("googlenet-paper", GOOGLENET, "1409.4842", "the paper's table 1 (5x5, LRN, no BN), as BVLC Caffe", 224, 1000, Some(0.4), true,
-        31, 6_998_552, 1_582_671_872, InitScheme::TORCH_DEFAULT, Arch::GoogLeNet(Variant::Paper)),
-    entry!("bn-inception", BN, "1502.03167", "pretrainedmodels bninception (the Caffe port)", 224, 1000, None, false,
-        31, 11_295_240, 2_032_600_064, InitScheme::TORCH_DEFAULT, Arch::BnInception),
-    entry!("inception-v3", V3, "1512.00567", "torchvision inception_v3 (aux head optional)", 299, 1000, Some(0.5), true,
-        75, 23_834_568, 5_713_216_096, V3_INIT, Arch::InceptionV3),
+    entry!(
+        "resnet18",
+        RESNET,
+        RESNET_ARXIV,
+        "torchvision resnet18",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        11_689_512,
+        1_814_073_344,
+        TV_RESNET,
+        tv(Basic, [2, 2, 2, 2], 64)
+    ),
+    entry!(
+        "resnet34",
+        RESNET,
+        RESNET_ARXIV,
+        "torchvision resnet34",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        21_797_672,
+        3_663_761_408,
+        TV_RESNET,
+        tv(Basic, [3, 4, 6, 3], 64)
+    ),
+    entry!(
+        "resnet50",
+        RESNET,
+        RESNET_ARXIV,
+        "torchvision resnet50 (v1.5: stride on the 3x3)",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        25_557_032,
+        4_089_184_256,
+        TV_RESNET,
+        tv(Bottleneck, [3, 4, 6, 3], 64)
+    ),
+    entry!(
+        "resnet101",
+        RESNET,
+        RESNET_ARXIV,
+        "torchvision resnet101 (v1.5)",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        44_549_160,
+        7_801_405_440,
+        TV_RESNET,
+        tv(Bottleneck, [3, 4, 23, 3], 64)
+    ),
+    entry!(
+        "resnet152",
+        RESNET,
+        RESNET_ARXIV,
+        "torchvision resnet152 (v1.5)",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        60_192_808,
+        11_513_626_624,
+        TV_RESNET,
+        tv(Bottleneck, [3, 8, 36, 3], 64)
+    ),
+    entry!(
+        "wide-resnet50-2",
+        WRN,
+        "1605.07146",
+        "torchvision wide_resnet50_2",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        68_883_240,
+        11_398_021_120,
+        TV_RESNET,
+        tv(Bottleneck, [3, 4, 6, 3], 128)
+    ),
+    entry!(
+        "wide-resnet101-2",
+        WRN,
+        "1605.07146",
+        "torchvision wide_resnet101_2",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        126_886_696,
+        22_753_050_624,
+        TV_RESNET,
+        tv(Bottleneck, [3, 4, 23, 3], 128)
+    ),
+    entry!(
+        "preact-resnet18",
+        PREACT,
+        "1603.05027",
+        "full pre-activation, as fb.resnet.torch preresnet.lua",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        11_687_720,
+        1_814_073_344,
+        TV_RESNET,
+        Arch::PreAct(Basic, [2, 2, 2, 2])
+    ),
+    entry!(
+        "preact-resnet34",
+        PREACT,
+        "1603.05027",
+        "full pre-activation, as fb.resnet.torch preresnet.lua",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        21_795_880,
+        3_663_761_408,
+        TV_RESNET,
+        Arch::PreAct(Basic, [3, 4, 6, 3])
+    ),
+    entry!(
+        "preact-resnet50",
+        PREACT,
+        "1603.05027",
+        "full pre-activation, as fb.resnet.torch preresnet.lua",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        25_549_352,
+        4_089_184_256,
+        TV_RESNET,
+        Arch::PreAct(Bottleneck, [3, 4, 6, 3])
+    ),
+    entry!(
+        "preact-resnet101",
+        PREACT,
+        "1603.05027",
+        "full pre-activation, as fb.resnet.torch preresnet.lua",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        44_541_480,
+        7_801_405_440,
+        TV_RESNET,
+        Arch::PreAct(Bottleneck, [3, 4, 23, 3])
+    ),
+    entry!(
+        "preact-resnet152",
+        PREACT,
+        "1603.05027",
+        "full pre-activation, as fb.resnet.torch preresnet.lua",
+        224,
+        1000,
+        None,
+        false,
+        1,
+        60_185_128,
+        11_513_626_624,
+        TV_RESNET,
+        Arch::PreAct(Bottleneck, [3, 8, 36, 3])
+    ),
+    entry!(
+        "resnet20-cifar",
+        RESNET,
+        RESNET_ARXIV,
+        "CIFAR-10 ResNet, option-A shortcuts (section 4.2)",
+        32,
+        10,
+        None,
+        false,
+        1,
+        269_722,
+        40_551_040,
+        CIFAR_INIT,
+        Arch::CifarResNet { n: 3 }
+    ),
+    entry!(
+        "resnet32-cifar",
+        RESNET,
+        RESNET_ARXIV,
+        "CIFAR-10 ResNet, option-A shortcuts (section 4.2)",
+        32,
+        10,
+        None,
+        false,
+        1,
+        464_154,
+        68_862_592,
+        CIFAR_INIT,
+        Arch::CifarResNet { n: 5 }
+    ),
+    entry!(
+        "resnet44-cifar",
+        RESNET,
+        RESNET_ARXIV,
+        "CIFAR-10 ResNet, option-A shortcuts (section 4.2)",
+        32,
+        10,
+        None,
+        false,
+        1,
+        658_586,
+        97_174_144,
+        CIFAR_INIT,
+        Arch::CifarResNet { n: 7 }
+    ),
+    entry!(
+        "resnet56-cifar",
+        RESNET,
+        RESNET_ARXIV,
+        "CIFAR-10 ResNet, option-A shortcuts (section 4.2)",
+        32,
+        10,
+        None,
+        false,
+        1,
+        853_018,
+        125_485_696,
+        CIFAR_INIT,
+        Arch::CifarResNet { n: 9 }
+    ),
+    entry!(
+        "resnet110-cifar",
+        RESNET,
+        RESNET_ARXIV,
+        "CIFAR-10 ResNet, option-A shortcuts (section 4.2)",
+        32,
+        10,
+        None,
+        false,
+        1,
+        1_727_962,
+        252_887_680,
+        CIFAR_INIT,
+        Arch::CifarResNet { n: 18 }
+    ),
+    entry!(
+        "wrn-28-10",
+        WRN,
+        "1605.07146",
+        "CIFAR-10 WRN-28-10, pre-activation, dropout optional",
+        32,
+        10,
+        Some(0.0),
+        false,
+        1,
+        36_479_194,
+        5_243_328_768,
+        TV_RESNET,
+        Arch::WideResNet { depth: 28, k: 10 }
+    ),
+    entry!(
+        "googlenet",
+        GOOGLENET,
+        "1409.4842",
+        "torchvision googlenet (BN, 3x3 in the 5x5 branch)",
+        224,
+        1000,
+        Some(0.2),
+        true,
+        15,
+        6_624_904,
+        1_498_376_192,
+        GOOGLENET_INIT,
+        Arch::GoogLeNet(Variant::Torchvision)
+    ),
+    entry!(
+        "googlenet-paper",
+        GOOGLENET,
+        "1409.4842",
+        "the paper's table 1 (5x5, LRN, no BN), as BVLC Caffe",
+        224,
+        1000,
+        Some(0.4),
+        true,
+        31,
+        6_998_552,
+        1_582_671_872,
+        InitScheme::TORCH_DEFAULT,
+        Arch::GoogLeNet(Variant::Paper)
+    ),
+    entry!(
+        "bn-inception",
+        BN,
+        "1502.03167",
+        "pretrainedmodels bninception (the Caffe port)",
+        224,
+        1000,
+        None,
+        false,
+        31,
+        11_295_240,
+        2_032_600_064,
+        InitScheme::TORCH_DEFAULT,
+        Arch::BnInception
+    ),
+    entry!(
+        "inception-v3",
+        V3,
+        "1512.00567",
+        "torchvision inception_v3 (aux head optional)",
+        299,
+        1000,
+        Some(0.5),
+        true,
+        75,
+        23_834_568,
+        5_713_216_096,
+        V3_INIT,
+        Arch::InceptionV3
+    ),
 ];
 
 /// Every model, in a fixed order (families together).
@@ -198,7 +494,10 @@ pub fn zoo() -> &'static [ModelInfo] {
 }
 
 /// Other spellings people use: torchvision's and pretrainedmodels' own names.
-const ALIASES: [(&str, &str); 2] = [("bninception", "bn-inception"), ("inceptionv3", "inception-v3")];
+const ALIASES: [(&str, &str); 2] = [
+    ("bninception", "bn-inception"),
+    ("inceptionv3", "inception-v3"),
+];
 
 fn normalize(name: &str) -> String {
     name.trim().to_ascii_lowercase().replace('_', "-")
@@ -210,10 +509,16 @@ fn normalize(name: &str) -> String {
 /// [`ModelError::Unknown`] with the closest names.
 pub fn find(name: &str) -> Result<&'static ModelInfo, ModelError> {
     let key = normalize(name);
-    let key = ALIASES.iter().find(|(alias, _)| *alias == key).map_or(key.as_str(), |(_, to)| to);
+    let key = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key.as_str(), |(_, to)| to);
     ZOO.iter()
         .find(|m| m.name == key)
-        .ok_or_else(|| ModelError::Unknown { name: name.to_string(), suggestions: suggestions(name) })
+        .ok_or_else(|| ModelError::Unknown {
+            name: name.to_string(),
+            suggestions: suggestions(name),
+        })
 }
 
 /// Builds zoo model `name` with `cfg`.
@@ -237,9 +542,12 @@ pub fn suggestions(name: &str) -> Vec<String> {
         })
         .collect();
     scored.sort();
-    scored.into_iter().take(5).map(|(_, n)| n.to_string()).collect()
+    scored
+        .into_iter()
+        .take(5)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -256,11 +564,20 @@ mod tests {
     #[test]
     fn unknown_names_get_the_nearest_suggestions() {
         let err = find("resnet51").unwrap_err();
-        let ModelError::Unknown { name, suggestions: close } = &err else { panic!("{err}") };
+        let ModelError::Unknown {
+            name,
+            suggestions: close,
+        } = &err
+        else {
+            panic!("{err}")
+        };
         assert_eq!(name, "resnet51");
         assert_eq!(close[0], "resnet50");
         assert!(err.to_string().contains("did you mean"), "{err}");
-        assert_eq!(suggestions("googlenet-papr"), vec!["googlenet-paper".to_string()]);
+        assert_eq!(
+            suggestions("googlenet-papr"),
+            vec!["googlenet-paper".to_string()]
+        );
         assert!(suggestions("wrn").contains(&"wrn-28-10".to_string()));
         assert!(suggestions("zzzzzzzzzzzz").is_empty());
         assert!(find("").unwrap_err().to_string().contains("kiln models"));

@@ -23,7 +23,9 @@ fn conformance_dir() -> PathBuf {
 /// `bninception`), with `_b<N>` for batch variants (`resnet50_b8`).
 fn zoo_name(model: &str) -> &str {
     match model.rsplit_once("_b") {
-        Some((base, batch)) if !batch.is_empty() && batch.bytes().all(|b| b.is_ascii_digit()) => base,
+        Some((base, batch)) if !batch.is_empty() && batch.bytes().all(|b| b.is_ascii_digit()) => {
+            base
+        }
         _ => model,
     }
 }
@@ -39,23 +41,44 @@ fn check(folder: &Path) -> Result<String, String> {
     let m = find(zoo_name(model)).map_err(|e| e.to_string())?;
     let x = read_npy(read("input.npy")).map_err(|e| e.to_string())?;
     let expected = read_npy(read("output.npy")).map_err(|e| e.to_string())?;
-    let [n, c, h, w] = x.shape[..] else { return Err(format!("input.npy has shape {:?}", x.shape)) };
-    let classes = *expected.shape.get(1).ok_or("output.npy is not [N, classes]")?;
-    let cfg = Config { batch: n, in_channels: c, height: h, width: w, num_classes: classes, ..m.default_config() };
+    let [n, c, h, w] = x.shape[..] else {
+        return Err(format!("input.npy has shape {:?}", x.shape));
+    };
+    let classes = *expected
+        .shape
+        .get(1)
+        .ok_or("output.npy is not [N, classes]")?;
+    let cfg = Config {
+        batch: n,
+        in_channels: c,
+        height: h,
+        width: w,
+        num_classes: classes,
+        ..m.default_config()
+    };
     let g = m.build(&cfg).map_err(|e| e.to_string())?;
     let weights = ParamStore::load(read("weights.safetensors")).map_err(|e| e.to_string())?;
     // The file must hold exactly the graph's parameters (besides int64 counters).
     let graph_names: BTreeSet<&str> = g.params().into_iter().map(|(_, n, _)| n).collect();
-    let extra: Vec<&String> = weights.names().filter(|n| !graph_names.contains(n.as_str())).collect();
+    let extra: Vec<&String> = weights
+        .names()
+        .filter(|n| !graph_names.contains(n.as_str()))
+        .collect();
     if !extra.is_empty() {
         return Err(format!("weights the graph does not use: {extra:?}"));
     }
     let outputs = kiln_interp::run(&g, &weights, &[("input", &x)]).map_err(|e| e.to_string())?;
     let diff = outputs[0].max_abs_diff(&expected).ok_or_else(|| {
-        format!("output shape {:?}, PyTorch's {:?}", outputs[0].shape, expected.shape)
+        format!(
+            "output shape {:?}, PyTorch's {:?}",
+            outputs[0].shape, expected.shape
+        )
     })?;
     let scale = expected.max_abs();
-    let line = format!("{model} ({}): max |kiln - torch| = {diff:.3e}, max |torch| = {scale:.3e}", m.name);
+    let line = format!(
+        "{model} ({}): max |kiln - torch| = {diff:.3e}, max |torch| = {scale:.3e}",
+        m.name
+    );
     if diff <= 1e-4 * scale {
         Ok(line)
     } else {
@@ -67,12 +90,21 @@ fn check(folder: &Path) -> Result<String, String> {
 fn zoo_models_reproduce_pytorch_outputs() {
     let dir = conformance_dir();
     let mut folders: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("conformance data {}: {e} (set KILN_CONFORMANCE_DIR to override)", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "conformance data {}: {e} (set KILN_CONFORMANCE_DIR to override)",
+                dir.display()
+            )
+        })
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("info.json").is_file())
         .collect();
     folders.sort();
-    assert!(!folders.is_empty(), "no folder with an info.json in {}", dir.display());
+    assert!(
+        !folders.is_empty(),
+        "no folder with an info.json in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for folder in &folders {
         match check(folder) {

@@ -16,29 +16,50 @@ fn workspace_root() -> PathBuf {
 }
 
 fn graph_params(g: &Graph) -> BTreeMap<String, Vec<usize>> {
-    g.params().into_iter().map(|(_, n, t)| (n.to_string(), t.shape.clone())).collect()
+    g.params()
+        .into_iter()
+        .map(|(_, n, t)| (n.to_string(), t.shape.clone()))
+        .collect()
 }
 
 /// Compares two name -> shape maps and reports every difference at once.
-fn assert_same(model: &str, graph: &BTreeMap<String, Vec<usize>>, reference: &BTreeMap<String, Vec<usize>>) {
+fn assert_same(
+    model: &str,
+    graph: &BTreeMap<String, Vec<usize>>,
+    reference: &BTreeMap<String, Vec<usize>>,
+) {
     let mut problems = Vec::new();
     for (name, shape) in reference {
         match graph.get(name) {
             None => problems.push(format!("missing from the graph: {name} {shape:?}")),
-            Some(s) if s != shape => problems.push(format!("{name}: graph {s:?}, reference {shape:?}")),
+            Some(s) if s != shape => {
+                problems.push(format!("{name}: graph {s:?}, reference {shape:?}"))
+            }
             Some(_) => {}
         }
     }
     for name in graph.keys().filter(|n| !reference.contains_key(*n)) {
         problems.push(format!("not in the reference: {name}"));
     }
-    assert!(problems.is_empty(), "{model}: {} differences:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{model}: {} differences:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
     assert!(!reference.is_empty());
 }
 
 fn conformance_weights(folder: &str) -> ParamStore {
-    let path = workspace_root().join("../shared/conformance").join(folder).join("weights.safetensors");
-    assert!(path.exists(), "{} is missing: the conformance data is needed for this test", path.display());
+    let path = workspace_root()
+        .join("../shared/conformance")
+        .join(folder)
+        .join("weights.safetensors");
+    assert!(
+        path.exists(),
+        "{} is missing: the conformance data is needed for this test",
+        path.display()
+    );
     ParamStore::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -47,11 +68,20 @@ fn conformance_weights(folder: &str) -> ParamStore {
 /// only tensors the loader skips.
 fn check_checkpoint(model: &str, counters: usize) {
     let store = conformance_weights(model);
-    let reference = store.iter().map(|(n, t)| (n.clone(), t.shape.clone())).collect();
+    let reference = store
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shape.clone()))
+        .collect();
     let g = build(model, &Config::default_for(model).unwrap()).unwrap();
     assert_same(model, &graph_params(&g), &reference);
     assert_eq!(store.skipped.len(), counters, "{model}");
-    assert!(store.skipped.iter().all(|n| n.ends_with("num_batches_tracked")), "{model}");
+    assert!(
+        store
+            .skipped
+            .iter()
+            .all(|n| n.ends_with("num_batches_tracked")),
+        "{model}"
+    );
     kiln_ir::verify_params(&g, &store).unwrap();
 }
 
@@ -66,16 +96,25 @@ fn googlenet_matches_the_torchvision_checkpoint() {
 }
 
 fn read_list(file: &str) -> BTreeMap<String, Vec<usize>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/state_dicts").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/state_dicts")
+        .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
-            let (name, dims) = l.split_once(' ').unwrap_or_else(|| panic!("{file}: bad line {l:?}"));
+            let (name, dims) = l
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("{file}: bad line {l:?}"));
             let shape = if dims == "-" {
                 Vec::new()
             } else {
-                dims.split(',').map(|d| d.parse().unwrap_or_else(|_| panic!("{file}: bad dims {l:?}"))).collect()
+                dims.split(',')
+                    .map(|d| {
+                        d.parse()
+                            .unwrap_or_else(|_| panic!("{file}: bad dims {l:?}"))
+                    })
+                    .collect()
             };
             (name.to_string(), shape)
         })

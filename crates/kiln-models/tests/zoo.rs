@@ -60,7 +60,10 @@ fn wrn_28_10_matches_the_paper() {
     let cfg = Config::default_for("wrn-28-10").unwrap().with_dropout(0.3);
     let g = build("wrn-28-10", &cfg).unwrap();
     assert_eq!(cost(&g).params, params);
-    let dropouts = g.node_ids().filter(|&id| g.op(id).kind() == "dropout").count();
+    let dropouts = g
+        .node_ids()
+        .filter(|&id| g.op(id).kind() == "dropout")
+        .count();
     assert_eq!(dropouts, 12);
 }
 
@@ -71,7 +74,12 @@ fn zoo_table_matches_the_built_graphs() {
         let g = m.build(&m.default_config()).unwrap();
         assert_eq!(g.name, m.name);
         let c = cost(&g);
-        assert_eq!((c.params, c.macs), (m.params, m.macs), "{}: the zoo table is stale", m.name);
+        assert_eq!(
+            (c.params, c.macs),
+            (m.params, m.macs),
+            "{}: the zoo table is stale",
+            m.name
+        );
         assert!(!m.paper.is_empty() && !m.arxiv.is_empty() && !m.reference.is_empty());
     }
 }
@@ -83,11 +91,20 @@ fn min_input_is_the_smallest_input_that_builds() {
         m.build(&cfg.clone().with_input(m.min_input))
             .unwrap_or_else(|e| panic!("{} at its min_input {}: {e}", m.name, m.min_input));
         for s in 1..m.min_input {
-            assert!(m.build_unchecked(&cfg.clone().with_input(s)).is_err(), "{} builds at {s}", m.name);
+            assert!(
+                m.build_unchecked(&cfg.clone().with_input(s)).is_err(),
+                "{} builds at {s}",
+                m.name
+            );
         }
         if m.min_input > 1 {
-            let err = m.build(&cfg.clone().with_input(m.min_input - 1)).unwrap_err();
-            assert!(matches!(err, ModelError::InputTooSmall { min, .. } if min == m.min_input), "{err}");
+            let err = m
+                .build(&cfg.clone().with_input(m.min_input - 1))
+                .unwrap_err();
+            assert!(
+                matches!(err, ModelError::InputTooSmall { min, .. } if min == m.min_input),
+                "{err}"
+            );
         }
     }
 }
@@ -99,28 +116,56 @@ fn bn_inception_refuses_odd_maps_before_its_stride_2_modules() {
     // 3c; 240 gives 30x30 before 3c, then 15x15 before 4e.
     build("bn-inception", &cfg.clone().with_input(224)).unwrap();
     let err = build("bn-inception", &cfg.clone().with_input(200)).unwrap_err();
-    assert!(matches!(&err, ModelError::Config { message, .. } if message.contains("inception_3c")), "{err}");
+    assert!(
+        matches!(&err, ModelError::Config { message, .. } if message.contains("inception_3c")),
+        "{err}"
+    );
     assert!(err.to_string().contains("25x25"), "{err}");
     let err = build("bn-inception", &cfg.with_input(240)).unwrap_err();
-    assert!(matches!(&err, ModelError::Config { message, .. } if message.contains("inception_4e")), "{err}");
+    assert!(
+        matches!(&err, ModelError::Config { message, .. } if message.contains("inception_4e")),
+        "{err}"
+    );
 }
 
 #[test]
 fn batch_classes_and_channels_propagate() {
-    for name in ["resnet50", "googlenet", "inception-v3", "bn-inception", "resnet20-cifar", "preact-resnet18"] {
-        let cfg = Config::default_for(name).unwrap().with_batch(3).with_classes(7).with_in_channels(1);
+    for name in [
+        "resnet50",
+        "googlenet",
+        "inception-v3",
+        "bn-inception",
+        "resnet20-cifar",
+        "preact-resnet18",
+    ] {
+        let cfg = Config::default_for(name)
+            .unwrap()
+            .with_batch(3)
+            .with_classes(7)
+            .with_in_channels(1);
         let g = build(name, &cfg).unwrap();
         let (_, _, input) = g.inputs()[0];
         assert_eq!(input.shape, vec![3, 1, cfg.height, cfg.width], "{name}");
-        assert_eq!(g.value_type(g.outputs()[0]).unwrap().shape, vec![3, 7], "{name}");
+        assert_eq!(
+            g.value_type(g.outputs()[0]).unwrap().shape,
+            vec![3, 7],
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn aux_heads_are_extra_outputs() {
-    let cases = [("inception-v3", 2, "AuxLogits.fc.weight"), ("googlenet", 3, "aux2.fc2.weight"), ("googlenet-paper", 3, "aux1.fc1.weight")];
+    let cases = [
+        ("inception-v3", 2, "AuxLogits.fc.weight"),
+        ("googlenet", 3, "aux2.fc2.weight"),
+        ("googlenet-paper", 3, "aux1.fc1.weight"),
+    ];
     for (name, outputs, param) in cases {
-        let cfg = Config::default_for(name).unwrap().with_aux_logits(true).with_classes(5);
+        let cfg = Config::default_for(name)
+            .unwrap()
+            .with_aux_logits(true)
+            .with_classes(5);
         let g = build(name, &cfg).unwrap();
         assert_eq!(g.outputs().len(), outputs, "{name}");
         for out in g.outputs() {
@@ -129,7 +174,10 @@ fn aux_heads_are_extra_outputs() {
         assert!(g.find_param(param).is_some(), "{name} lacks {param}");
     }
     // torchvision's aux head of Inception-v3 needs the 17x17 grid of a 299 input.
-    let cfg = Config::default_for("inception-v3").unwrap().with_aux_logits(true).with_input(298);
+    let cfg = Config::default_for("inception-v3")
+        .unwrap()
+        .with_aux_logits(true)
+        .with_input(298);
     assert!(build("inception-v3", &cfg).is_err());
 }
 
@@ -145,12 +193,18 @@ fn bad_configurations_are_typed_errors() {
     config_err(base.clone().with_classes(0), "num_classes");
     config_err(base.clone().with_dropout(0.5), "no dropout layer");
     config_err(base.clone().with_aux_logits(true), "auxiliary");
-    config_err(base.clone().with_batch(1 << 20).with_input(1 << 12), "exceeds the limit");
+    config_err(
+        base.clone().with_batch(1 << 20).with_input(1 << 12),
+        "exceeds the limit",
+    );
     config_err(base.clone().with_input(usize::MAX), "exceeds the limit");
     let cfg = Config::default_for("googlenet").unwrap();
     for p in [1.0, -0.1, f32::NAN] {
         let err = build("googlenet", &cfg.clone().with_dropout(p)).unwrap_err();
-        assert!(err.to_string().contains("dropout must be in [0, 1)"), "{err}");
+        assert!(
+            err.to_string().contains("dropout must be in [0, 1)"),
+            "{err}"
+        );
     }
     // Sizes the input check lets through but the graph cannot hold fail in the verifier.
     // (10000 x 3 x 224 x 224 fits; conv1's 10000 x 64 x 112 x 112 does not.)
@@ -161,7 +215,9 @@ fn bad_configurations_are_typed_errors() {
 #[test]
 fn unknown_names_suggest_the_closest() {
     let err = Config::default_for("resnet-50").unwrap_err();
-    let ModelError::Unknown { name, suggestions } = &err else { panic!("{err}") };
+    let ModelError::Unknown { name, suggestions } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(name, "resnet-50");
     assert_eq!(suggestions.first().map(String::as_str), Some("resnet50"));
     let err = build("inceptionv4", &Config::default_for("inception-v3").unwrap()).unwrap_err();

@@ -58,9 +58,9 @@ impl RunError {
     /// The name of the pass at fault, if one is.
     pub fn pass(&self) -> Option<&str> {
         match self {
-            RunError::Pass { pass, .. } | RunError::Broken { pass, .. } | RunError::BrokenWeights { pass, .. } => {
-                Some(pass)
-            }
+            RunError::Pass { pass, .. }
+            | RunError::Broken { pass, .. }
+            | RunError::BrokenWeights { pass, .. } => Some(pass),
             _ => None,
         }
     }
@@ -109,10 +109,27 @@ impl RunReport {
 /// A table: pass, time, what it did.
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self.passes.iter().map(|p| p.entry.len()).max().unwrap_or(4).max(4);
-        writeln!(f, "{:<width$}  {:>10}  {:>10}  result", "pass", "time", "verify")?;
+        let width = self
+            .passes
+            .iter()
+            .map(|p| p.entry.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        writeln!(
+            f,
+            "{:<width$}  {:>10}  {:>10}  result",
+            "pass", "time", "verify"
+        )?;
         for p in &self.passes {
-            writeln!(f, "{:<width$}  {:>10}  {:>10}  {}", p.entry, ms(p.elapsed), ms(p.verify_elapsed), p.report)?;
+            writeln!(
+                f,
+                "{:<width$}  {:>10}  {:>10}  {}",
+                p.entry,
+                ms(p.elapsed),
+                ms(p.verify_elapsed),
+                p.report
+            )?;
             for note in &p.report.notes {
                 writeln!(f, "{:<width$}  {:>10}  {:>10}  note: {note}", "", "", "")?;
             }
@@ -160,7 +177,12 @@ impl Default for PassManager {
 impl PassManager {
     /// An empty pipeline, verifying after every pass, printing nothing.
     pub fn new() -> PassManager {
-        PassManager { passes: Vec::new(), verify: true, print: PrintWhen::Never, printer: None }
+        PassManager {
+            passes: Vec::new(),
+            verify: true,
+            print: PrintWhen::Never,
+            printer: None,
+        }
     }
 
     /// The pipeline `text` made from `registry`'s passes.
@@ -190,7 +212,10 @@ impl PassManager {
     }
 
     /// Prints the IR after the passes with these names (each must be in the pipeline).
-    pub fn print_after<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> PassManager {
+    pub fn print_after<S: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = S>,
+    ) -> PassManager {
         self.print = PrintWhen::After(names.into_iter().map(Into::into).collect());
         self
     }
@@ -204,7 +229,11 @@ impl PassManager {
 
     /// The pipeline as text; it parses back to the same passes.
     pub fn pipeline(&self) -> String {
-        self.passes.iter().map(|p| entry(p.as_ref())).collect::<Vec<_>>().join(",")
+        self.passes
+            .iter()
+            .map(|p| entry(p.as_ref()))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn len(&self) -> usize {
@@ -221,8 +250,14 @@ impl PassManager {
     /// The graph is then left as the failing pass left it, for inspection.
     pub fn run(&mut self, g: &mut Graph, cx: &mut Context) -> Result<RunReport, RunError> {
         if let PrintWhen::After(names) = &self.print {
-            if let Some(name) = names.iter().find(|n| !self.passes.iter().any(|p| p.name() == n.as_str())) {
-                return Err(RunError::NoSuchPass { name: name.clone(), pipeline: self.pipeline() });
+            if let Some(name) = names
+                .iter()
+                .find(|n| !self.passes.iter().any(|p| p.name() == n.as_str()))
+            {
+                return Err(RunError::NoSuchPass {
+                    name: name.clone(),
+                    pipeline: self.pipeline(),
+                });
             }
         }
         let weights = cx.has_weights();
@@ -236,16 +271,25 @@ impl PassManager {
         for (index, pass) in self.passes.iter().enumerate() {
             let name = pass.name().to_string();
             let start = Instant::now();
-            let report = pass
-                .run(g, cx)
-                .map_err(|source| RunError::Pass { pass: name.clone(), index, source })?;
+            let report = pass.run(g, cx).map_err(|source| RunError::Pass {
+                pass: name.clone(),
+                index,
+                source,
+            })?;
             let elapsed = start.elapsed();
             let start = Instant::now();
             if self.verify {
-                verify(g).map_err(|source| RunError::Broken { pass: name.clone(), index, source })?;
+                verify(g).map_err(|source| RunError::Broken {
+                    pass: name.clone(),
+                    index,
+                    source,
+                })?;
                 if weights {
-                    verify_params(g, &cx.params)
-                        .map_err(|source| RunError::BrokenWeights { pass: name.clone(), index, source })?;
+                    verify_params(g, &cx.params).map_err(|source| RunError::BrokenWeights {
+                        pass: name.clone(),
+                        index,
+                        source,
+                    })?;
                 }
             }
             let verify_elapsed = start.elapsed();
@@ -261,7 +305,14 @@ impl PassManager {
                     None => ir = Some(kiln_ir::text::print(g)),
                 }
             }
-            run.passes.push(PassRun { name, entry: entry(pass.as_ref()), report, elapsed, verify_elapsed, ir });
+            run.passes.push(PassRun {
+                name,
+                entry: entry(pass.as_ref()),
+                report,
+                elapsed,
+                verify_elapsed,
+                ir,
+            });
         }
         Ok(run)
     }
@@ -302,16 +353,27 @@ mod tests {
         let mut pm = PassManager::parse("canonicalize,cse,dce", &Registry::builtin())
             .unwrap()
             .print_after(["cse"])
-            .on_print(move |pass, g| log.borrow_mut().push(format!("{pass}: {} nodes", g.node_count())));
+            .on_print(move |pass, g| {
+                log.borrow_mut()
+                    .push(format!("{pass}: {} nodes", g.node_count()))
+            });
         let run = pm.run(&mut graph(), &mut Context::default()).unwrap();
         assert_eq!(*seen.borrow(), ["cse: 3 nodes"]);
-        assert!(run.passes.iter().all(|p| p.ir.is_none()), "the callback took the text");
-        assert_eq!(run.get("canonicalize").unwrap().report.to_string(), "removed 1 identity");
+        assert!(
+            run.passes.iter().all(|p| p.ir.is_none()),
+            "the callback took the text"
+        );
+        assert_eq!(
+            run.get("canonicalize").unwrap().report.to_string(),
+            "removed 1 identity"
+        );
     }
 
     #[test]
     fn collects_the_ir_after_every_pass_without_a_callback() {
-        let mut pm = PassManager::parse("canonicalize,dce", &Registry::builtin()).unwrap().print_after_all();
+        let mut pm = PassManager::parse("canonicalize,dce", &Registry::builtin())
+            .unwrap()
+            .print_after_all();
         let mut g = graph();
         let run = pm.run(&mut g, &mut Context::default()).unwrap();
         assert_eq!(run.passes.len(), 2);
@@ -322,10 +384,15 @@ mod tests {
 
     #[test]
     fn print_after_a_pass_not_in_the_pipeline_is_refused_before_running() {
-        let mut pm = PassManager::parse("dce", &Registry::builtin()).unwrap().print_after(["cse"]);
+        let mut pm = PassManager::parse("dce", &Registry::builtin())
+            .unwrap()
+            .print_after(["cse"]);
         let mut g = graph();
         let e = pm.run(&mut g, &mut Context::default()).unwrap_err();
-        assert_eq!(e.to_string(), "--print-after cse: no such pass in the pipeline `dce`");
+        assert_eq!(
+            e.to_string(),
+            "--print-after cse: no such pass in the pipeline `dce`"
+        );
         assert_eq!(g.node_count(), 4, "nothing ran");
     }
 
@@ -338,7 +405,9 @@ mod tests {
         assert!(matches!(e, RunError::InvalidInput(_)), "{e}");
         assert_eq!(e.pass(), None);
         // Without verification the manager does not look.
-        let mut pm = PassManager::parse("", &Registry::builtin()).unwrap().verify_each(false);
+        let mut pm = PassManager::parse("", &Registry::builtin())
+            .unwrap()
+            .verify_each(false);
         assert!(pm.run(&mut g, &mut Context::default()).is_ok());
     }
 

@@ -74,7 +74,12 @@ pub enum PassError {
 
     /// A weight in the store does not have the shape the graph declares.
     #[error("{node}: parameter @{param} has shape {found:?} in the weights, the graph declares {expected:?}")]
-    ParamShape { param: String, node: String, expected: Vec<usize>, found: Vec<usize> },
+    ParamShape {
+        param: String,
+        node: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
 
     /// The interpreter failed while the pass computed a value (const-fold).
     #[error("{node}: evaluating it failed: {source}")]
@@ -127,7 +132,10 @@ impl Detail {
 
     /// The figure called `name`, if recorded.
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+        self.metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -161,9 +169,18 @@ impl fmt::Display for Figure {
         let change = if self.before == 0 {
             String::new()
         } else {
-            format!(" ({:+.2}%)", 100.0 * (self.after as f64 - self.before as f64) / self.before as f64)
+            format!(
+                " ({:+.2}%)",
+                100.0 * (self.after as f64 - self.before as f64) / self.before as f64
+            )
         };
-        write!(f, "{} {} -> {}{change}", self.name, grouped(self.before), grouped(self.after))
+        write!(
+            f,
+            "{} {} -> {}{change}",
+            self.name,
+            grouped(self.before),
+            grouped(self.after)
+        )
     }
 }
 
@@ -188,9 +205,17 @@ impl Report {
 
     /// Adds `n` to the counter `verb noun` (created at zero).
     pub fn add(&mut self, verb: &str, noun: &str, n: u64) {
-        match self.counters.iter_mut().find(|c| c.verb == verb && c.noun == noun) {
+        match self
+            .counters
+            .iter_mut()
+            .find(|c| c.verb == verb && c.noun == noun)
+        {
             Some(c) => c.count += n,
-            None => self.counters.push(Counter { verb: verb.into(), noun: noun.into(), count: n }),
+            None => self.counters.push(Counter {
+                verb: verb.into(),
+                noun: noun.into(),
+                count: n,
+            }),
         }
     }
 
@@ -201,7 +226,10 @@ impl Report {
 
     /// The value of counter `verb noun` (0 if never counted).
     pub fn counter(&self, verb: &str, noun: &str) -> u64 {
-        self.counters.iter().find(|c| c.verb == verb && c.noun == noun).map_or(0, |c| c.count)
+        self.counters
+            .iter()
+            .find(|c| c.verb == verb && c.noun == noun)
+            .map_or(0, |c| c.count)
     }
 
     /// Records a rewrite of `node` and marks the report changed.
@@ -216,7 +244,12 @@ impl Report {
     }
 
     fn detail(&mut self, node: String, outcome: Outcome, message: String) -> &mut Detail {
-        self.details.push(Detail { node, outcome, message, metrics: Vec::new() });
+        self.details.push(Detail {
+            node,
+            outcome,
+            message,
+            metrics: Vec::new(),
+        });
         self.details.last_mut().expect("just pushed")
     }
 
@@ -225,7 +258,11 @@ impl Report {
     }
 
     pub fn figure(&mut self, name: &str, before: u64, after: u64) {
-        self.figures.push(Figure { name: name.into(), before, after });
+        self.figures.push(Figure {
+            name: name.into(),
+            before,
+            after,
+        });
     }
 
     pub fn note(&mut self, text: impl Into<String>) {
@@ -274,7 +311,8 @@ mod tests {
         assert_eq!(r.to_string(), "no change");
         r.left("relu #3", "not after a conv");
         assert!(!r.changed);
-        r.changed("conv2d #2", "factorized").metric("fit_error", 0.25);
+        r.changed("conv2d #2", "factorized")
+            .metric("fit_error", 0.25);
         assert!(r.changed);
         let d = r.details_of(Outcome::Changed).next().unwrap();
         assert_eq!(d.get("fit_error"), Some(0.25));

@@ -29,7 +29,10 @@ pub struct PipelineError {
 
 impl PipelineError {
     pub fn new(column: usize, message: impl Into<String>) -> PipelineError {
-        PipelineError { column, message: message.into() }
+        PipelineError {
+            column,
+            message: message.into(),
+        }
     }
 }
 
@@ -54,7 +57,11 @@ impl fmt::Display for PassSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.name)?;
         if !self.options.is_empty() {
-            let opts: Vec<String> = self.options.iter().map(|o| format!("{}={}", o.key, o.value)).collect();
+            let opts: Vec<String> = self
+                .options
+                .iter()
+                .map(|o| format!("{}={}", o.key, o.value))
+                .collect();
             write!(f, "{{{}}}", opts.join(","))?;
         }
         Ok(())
@@ -106,7 +113,11 @@ impl Lexer {
     }
 
     /// A run of characters accepted by `accept`, or an error saying `what` was expected.
-    fn run_of(&mut self, accept: fn(char) -> bool, what: &str) -> Result<(String, usize), PipelineError> {
+    fn run_of(
+        &mut self,
+        accept: fn(char) -> bool,
+        what: &str,
+    ) -> Result<(String, usize), PipelineError> {
         self.skip_spaces();
         let start = self.pos;
         while self.chars.get(self.pos).is_some_and(|&c| accept(c)) {
@@ -114,7 +125,10 @@ impl Lexer {
         }
         if self.pos == start {
             let found = self.found();
-            return Err(PipelineError::new(self.column(), format!("expected {what}, found {found}")));
+            return Err(PipelineError::new(
+                self.column(),
+                format!("expected {what}, found {found}"),
+            ));
         }
         Ok((self.chars[start..self.pos].iter().collect(), start + 1))
     }
@@ -122,7 +136,10 @@ impl Lexer {
 
 /// Parses pipeline text into its entries. Empty (or blank) text is the empty pipeline.
 pub fn parse_pipeline(text: &str) -> Result<Vec<PassSpec>, PipelineError> {
-    let mut lx = Lexer { chars: text.chars().collect(), pos: 0 };
+    let mut lx = Lexer {
+        chars: text.chars().collect(),
+        pos: 0,
+    };
     let mut specs = Vec::new();
     if lx.peek().is_none() {
         return Ok(specs);
@@ -137,32 +154,54 @@ pub fn parse_pipeline(text: &str) -> Result<Vec<PassSpec>, PipelineError> {
                     if let Some(prev) = options.iter().find(|o| o.key == key) {
                         return Err(PipelineError::new(
                             key_column,
-                            format!("option `{key}` of {name} is given twice (first at column {})", prev.key_column),
+                            format!(
+                                "option `{key}` of {name} is given twice (first at column {})",
+                                prev.key_column
+                            ),
                         ));
                     }
                     if !lx.eat('=') {
                         let found = lx.found();
-                        return Err(PipelineError::new(lx.column(), format!("expected `=` after `{key}`, found {found}")));
+                        return Err(PipelineError::new(
+                            lx.column(),
+                            format!("expected `=` after `{key}`, found {found}"),
+                        ));
                     }
-                    let (value, value_column) = lx.run_of(is_value, &format!("a value for `{key}`"))?;
-                    options.push(OptionSpec { key, value, key_column, value_column });
+                    let (value, value_column) =
+                        lx.run_of(is_value, &format!("a value for `{key}`"))?;
+                    options.push(OptionSpec {
+                        key,
+                        value,
+                        key_column,
+                        value_column,
+                    });
                     if lx.eat('}') {
                         break;
                     }
                     if !lx.eat(',') {
                         let found = lx.found();
-                        return Err(PipelineError::new(lx.column(), format!("expected `,` or `}}` in the options of {name}, found {found}")));
+                        return Err(PipelineError::new(
+                            lx.column(),
+                            format!("expected `,` or `}}` in the options of {name}, found {found}"),
+                        ));
                     }
                 }
             }
         }
-        specs.push(PassSpec { name, column, options });
+        specs.push(PassSpec {
+            name,
+            column,
+            options,
+        });
         if lx.peek().is_none() {
             return Ok(specs);
         }
         if !lx.eat(',') {
             let found = lx.found();
-            return Err(PipelineError::new(lx.column(), format!("expected `,` between passes, found {found}")));
+            return Err(PipelineError::new(
+                lx.column(),
+                format!("expected `,` between passes, found {found}"),
+            ));
         }
     }
 }
@@ -211,10 +250,14 @@ impl OptionValue for String {
 
 /// Picks the value named `text` among `choices`, or says which names are allowed.
 pub fn choice<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
-    choices.iter().find(|(name, _)| *name == text).map(|(_, v)| *v).ok_or_else(|| {
-        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
-        format!("expected one of {}, found `{text}`", names.join(", "))
-    })
+    choices
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            format!("expected one of {}, found `{text}`", names.join(", "))
+        })
 }
 
 /// The options of one pipeline entry, read by a pass's factory with typed
@@ -229,7 +272,11 @@ pub struct Options<'a> {
 
 impl<'a> Options<'a> {
     pub fn new(spec: &'a PassSpec) -> Options<'a> {
-        Options { spec, used: vec![false; spec.options.len()], asked: Vec::new() }
+        Options {
+            spec,
+            used: vec![false; spec.options.len()],
+            asked: Vec::new(),
+        }
     }
 
     /// The pass name of the entry.
@@ -242,16 +289,25 @@ impl<'a> Options<'a> {
         if !self.asked.contains(&key) {
             self.asked.push(key);
         }
-        let Some(i) = self.spec.options.iter().position(|o| o.key == key) else { return Ok(None) };
+        let Some(i) = self.spec.options.iter().position(|o| o.key == key) else {
+            return Ok(None);
+        };
         self.used[i] = true;
         let o = &self.spec.options[i];
-        T::parse_option(&o.value)
-            .map(Some)
-            .map_err(|e| PipelineError::new(o.value_column, format!("option `{key}` of {}: {e}", self.spec.name)))
+        T::parse_option(&o.value).map(Some).map_err(|e| {
+            PipelineError::new(
+                o.value_column,
+                format!("option `{key}` of {}: {e}", self.spec.name),
+            )
+        })
     }
 
     /// The option `key`, or `default` when it is absent.
-    pub fn get_or<T: OptionValue>(&mut self, key: &'static str, default: T) -> Result<T, PipelineError> {
+    pub fn get_or<T: OptionValue>(
+        &mut self,
+        key: &'static str,
+        default: T,
+    ) -> Result<T, PipelineError> {
         Ok(self.get(key)?.unwrap_or(default))
     }
 
@@ -263,20 +319,30 @@ impl<'a> Options<'a> {
     /// An error located at option `key` (or at the pass name if it is absent),
     /// for checks that involve several options.
     pub fn error_at(&self, key: &str, message: impl Into<String>) -> PipelineError {
-        let column = self.spec.options.iter().find(|o| o.key == key).map_or(self.spec.column, |o| o.key_column);
+        let column = self
+            .spec
+            .options
+            .iter()
+            .find(|o| o.key == key)
+            .map_or(self.spec.column, |o| o.key_column);
         PipelineError::new(column, format!("{}: {}", self.spec.name, message.into()))
     }
 
     /// Refuses any option the factory did not ask for.
     pub fn finish(self) -> Result<(), PipelineError> {
-        let Some(i) = self.used.iter().position(|u| !u) else { return Ok(()) };
+        let Some(i) = self.used.iter().position(|u| !u) else {
+            return Ok(());
+        };
         let o = &self.spec.options[i];
         let known = if self.asked.is_empty() {
             format!("{} takes no options", self.spec.name)
         } else {
             format!("{} knows {}", self.spec.name, self.asked.join(", "))
         };
-        Err(PipelineError::new(o.key_column, format!("unknown option `{}` ({known})", o.key)))
+        Err(PipelineError::new(
+            o.key_column,
+            format!("unknown option `{}` ({known})", o.key),
+        ))
     }
 }
 
@@ -309,10 +375,26 @@ mod tests {
         let cases = [
             ("fold-bn,,dce", 9, "expected a pass name, found `,`"),
             ("dce;cse", 4, "expected `,` between passes, found `;`"),
-            ("factorize{mode}", 15, "expected `=` after `mode`, found `}`"),
-            ("factorize{mode=}", 16, "expected a value for `mode`, found `}`"),
-            ("factorize{mode=fit", 19, "expected `,` or `}` in the options of factorize, found the end"),
-            ("factorize{mode=fit,mode=exact}", 20, "option `mode` of factorize is given twice (first at column 11)"),
+            (
+                "factorize{mode}",
+                15,
+                "expected `=` after `mode`, found `}`",
+            ),
+            (
+                "factorize{mode=}",
+                16,
+                "expected a value for `mode`, found `}`",
+            ),
+            (
+                "factorize{mode=fit",
+                19,
+                "expected `,` or `}` in the options of factorize, found the end",
+            ),
+            (
+                "factorize{mode=fit,mode=exact}",
+                20,
+                "option `mode` of factorize is given twice (first at column 11)",
+            ),
             ("dce,", 5, "expected a pass name, found the end"),
         ];
         for (text, column, message) in cases {
@@ -331,7 +413,10 @@ mod tests {
         assert_eq!(o.get::<usize>("absent").unwrap(), None);
         let e = o.finish().unwrap_err();
         assert_eq!(e.column, 25);
-        assert_eq!(e.message, "unknown option `widht` (p knows width, n, on, absent)");
+        assert_eq!(
+            e.message,
+            "unknown option `widht` (p knows width, n, on, absent)"
+        );
 
         let specs = parse_pipeline("dce{x=1}").unwrap();
         let e = Options::new(&specs[0]).finish().unwrap_err();
@@ -343,10 +428,27 @@ mod tests {
         let specs = parse_pipeline("p{n=-1,f=nan,b=maybe}").unwrap();
         let mut o = Options::new(&specs[0]);
         let e = o.get::<usize>("n").unwrap_err();
-        assert_eq!((e.column, e.message.as_str()), (5, "option `n` of p: expected a non-negative integer, found `-1`"));
-        assert!(o.get::<f64>("f").unwrap_err().message.contains("finite number"));
-        assert!(o.get::<bool>("b").unwrap_err().message.contains("true or false"));
+        assert_eq!(
+            (e.column, e.message.as_str()),
+            (
+                5,
+                "option `n` of p: expected a non-negative integer, found `-1`"
+            )
+        );
+        assert!(o
+            .get::<f64>("f")
+            .unwrap_err()
+            .message
+            .contains("finite number"));
+        assert!(o
+            .get::<bool>("b")
+            .unwrap_err()
+            .message
+            .contains("true or false"));
         assert_eq!(choice("fit", &[("fit", 1), ("exact", 2)]), Ok(1));
-        assert_eq!(choice("fat", &[("fit", 1), ("exact", 2)]), Err("expected one of fit, exact, found `fat`".into()));
+        assert_eq!(
+            choice("fat", &[("fit", 1), ("exact", 2)]),
+            Err("expected one of fit, exact, found `fat`".into())
+        );
     }
 }

@@ -34,14 +34,22 @@ pub struct OptionDoc {
 
 impl OptionDoc {
     pub fn new(name: &str, default: &str, doc: &str) -> OptionDoc {
-        OptionDoc { name: name.into(), default: default.into(), doc: doc.into() }
+        OptionDoc {
+            name: name.into(),
+            default: default.into(),
+            doc: doc.into(),
+        }
     }
 }
 
 impl fmt::Display for OptionDoc {
     /// `mode=structural  structural|fit|exact: ...`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let head = if self.default.is_empty() { self.name.clone() } else { format!("{}={}", self.name, self.default) };
+        let head = if self.default.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}={}", self.name, self.default)
+        };
         write!(f, "{head:<20} {}", self.doc)
     }
 }
@@ -76,7 +84,12 @@ impl Registry {
     /// listings. Refuses a name already taken or not of the form `[a-z][a-z0-9-]*`.
     /// The factory reads the entry's options with [`Options::get`]; document
     /// them with [`Registry::register_with_options`].
-    pub fn register<F>(&mut self, name: &str, summary: &str, factory: F) -> Result<(), RegistryError>
+    pub fn register<F>(
+        &mut self,
+        name: &str,
+        summary: &str,
+        factory: F,
+    ) -> Result<(), RegistryError>
     where
         F: Fn(&mut Options) -> Result<Box<dyn Pass>, PipelineError> + Send + Sync + 'static,
     {
@@ -96,19 +109,33 @@ impl Registry {
         F: Fn(&mut Options) -> Result<Box<dyn Pass>, PipelineError> + Send + Sync + 'static,
     {
         let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !valid {
             return Err(RegistryError::BadName(name.into()));
         }
         if self.entries.contains_key(name) {
             return Err(RegistryError::Duplicate(name.into()));
         }
-        self.entries.insert(name.into(), Entry { summary: summary.into(), options, factory: Box::new(factory) });
+        self.entries.insert(
+            name.into(),
+            Entry {
+                summary: summary.into(),
+                options,
+                factory: Box::new(factory),
+            },
+        );
         Ok(())
     }
 
     /// Adds a pass that takes no options, made by `make`.
-    pub fn register_simple<F>(&mut self, name: &str, summary: &str, make: F) -> Result<(), RegistryError>
+    pub fn register_simple<F>(
+        &mut self,
+        name: &str,
+        summary: &str,
+        make: F,
+    ) -> Result<(), RegistryError>
     where
         F: Fn() -> Box<dyn Pass> + Send + Sync + 'static,
     {
@@ -160,7 +187,11 @@ impl Registry {
         if pass.name() != spec.name {
             return Err(PipelineError::new(
                 spec.column,
-                format!("the factory registered as `{}` made a pass named `{}`", spec.name, pass.name()),
+                format!(
+                    "the factory registered as `{}` made a pass named `{}`",
+                    spec.name,
+                    pass.name()
+                ),
             ));
         }
         Ok(pass)
@@ -168,17 +199,24 @@ impl Registry {
 
     /// Parses pipeline text and makes its passes, in order.
     pub fn parse(&self, pipeline: &str) -> Result<Vec<Box<dyn Pass>>, PipelineError> {
-        parse_pipeline(pipeline)?.iter().map(|s| self.create(s)).collect()
+        parse_pipeline(pipeline)?
+            .iter()
+            .map(|s| self.create(s))
+            .collect()
     }
 
     fn unknown(&self, name: &str) -> String {
         let known: Vec<&str> = self.names().collect();
-        let close = known.iter().filter(|k| kiln_ir::suggest::edit_distance(k, name) <= 2).min_by_key(|k| kiln_ir::suggest::edit_distance(k, name));
-        let hint = close.map(|k| format!("did you mean `{k}`? ")).unwrap_or_default();
+        let close = known
+            .iter()
+            .filter(|k| kiln_ir::suggest::edit_distance(k, name) <= 2)
+            .min_by_key(|k| kiln_ir::suggest::edit_distance(k, name));
+        let hint = close
+            .map(|k| format!("did you mean `{k}`? "))
+            .unwrap_or_default();
         format!("unknown pass `{name}` ({hint}known: {})", known.join(", "))
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -200,7 +238,18 @@ mod tests {
     fn builtin_passes_are_all_there() {
         let r = Registry::builtin();
         let names: Vec<&str> = r.names().collect();
-        assert_eq!(names, ["canonicalize", "const-fold", "cse", "dce", "factorize", "fold-bn", "fuse-residual"]);
+        assert_eq!(
+            names,
+            [
+                "canonicalize",
+                "const-fold",
+                "cse",
+                "dce",
+                "factorize",
+                "fold-bn",
+                "fuse-residual"
+            ]
+        );
         assert!(r.summary("fold-bn").unwrap().contains("BatchNorm"));
     }
 
@@ -208,7 +257,12 @@ mod tests {
     fn unknown_passes_get_a_suggestion_and_the_column() {
         let e = Registry::builtin().parse("dce, fold-nb").err().unwrap();
         assert_eq!(e.column, 6);
-        assert!(e.message.starts_with("unknown pass `fold-nb` (did you mean `fold-bn`? known: canonicalize,"), "{e}");
+        assert!(
+            e.message.starts_with(
+                "unknown pass `fold-nb` (did you mean `fold-bn`? known: canonicalize,"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -222,16 +276,21 @@ mod tests {
             r.register_simple("My_Pass", "x", || Box::new(Named("My_Pass"))),
             Err(RegistryError::BadName("My_Pass".into()))
         );
-        r.register_simple("my-pass", "mine", || Box::new(Named("my-pass"))).unwrap();
+        r.register_simple("my-pass", "mine", || Box::new(Named("my-pass")))
+            .unwrap();
         assert_eq!(r.parse("my-pass,dce").unwrap().len(), 2);
         let e = r.parse("my-pass{level=2}").err().unwrap();
-        assert_eq!(e.message, "unknown option `level` (my-pass takes no options)");
+        assert_eq!(
+            e.message,
+            "unknown option `level` (my-pass takes no options)"
+        );
     }
 
     #[test]
     fn a_factory_must_name_its_pass_as_registered() {
         let mut r = Registry::new();
-        r.register_simple("liar", "x", || Box::new(Named("other"))).unwrap();
+        r.register_simple("liar", "x", || Box::new(Named("other")))
+            .unwrap();
         let e = r.parse("liar").err().unwrap();
         assert!(e.message.contains("made a pass named `other`"), "{e}");
     }
@@ -241,9 +300,17 @@ mod tests {
         let r = Registry::builtin();
         for name in r.names() {
             // Every documented default parses, as written, as that pass's option.
-            let set: Vec<String> =
-                r.options(name).iter().filter(|o| !o.default.is_empty()).map(|o| format!("{}={}", o.name, o.default)).collect();
-            let text = if set.is_empty() { name.to_string() } else { format!("{name}{{{}}}", set.join(",")) };
+            let set: Vec<String> = r
+                .options(name)
+                .iter()
+                .filter(|o| !o.default.is_empty())
+                .map(|o| format!("{}={}", o.name, o.default))
+                .collect();
+            let text = if set.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name}{{{}}}", set.join(","))
+            };
             let made = r.parse(&text);
             assert!(made.is_ok(), "{text}: {}", made.err().unwrap());
             // And an unknown option is refused with the list of the documented ones.
@@ -253,11 +320,20 @@ mod tests {
                 None => Vec::new(),
             };
             let documented: Vec<&str> = r.options(name).iter().map(|o| o.name.as_str()).collect();
-            assert_eq!(read, documented, "{name}: the options read (from `{e}`) and documented differ");
+            assert_eq!(
+                read, documented,
+                "{name}: the options read (from `{e}`) and documented differ"
+            );
         }
         let help = r.help();
-        assert!(help.contains("factorize") && help.contains("mode=structural"), "{help}");
-        assert_eq!(help.lines().filter(|l| !l.starts_with(' ')).count(), r.names().count());
+        assert!(
+            help.contains("factorize") && help.contains("mode=structural"),
+            "{help}"
+        );
+        assert_eq!(
+            help.lines().filter(|l| !l.starts_with(' ')).count(),
+            r.names().count()
+        );
     }
 
     #[test]
@@ -269,9 +345,18 @@ mod tests {
             Ok(Box::new(Named("tidy")))
         })
         .unwrap();
-        assert_eq!(r.options("tidy")[0].to_string(), format!("{:<20} how hard to try, 0 to 3", "level=2"));
+        assert_eq!(
+            r.options("tidy")[0].to_string(),
+            format!("{:<20} how hard to try, 0 to 3", "level=2")
+        );
         assert!(r.options("nope").is_empty());
-        assert_eq!(r.help(), format!("tidy  tidies\n        {:<20} how hard to try, 0 to 3\n", "level=2"));
+        assert_eq!(
+            r.help(),
+            format!(
+                "tidy  tidies\n        {:<20} how hard to try, 0 to 3\n",
+                "level=2"
+            )
+        );
     }
 
     #[test]

@@ -12,7 +12,16 @@ fn rand(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// One conv of `k`x`k` with the given channels, stride, padding, bias.
-fn conv_graph(cin: usize, cout: usize, k: usize, stride: [usize; 2], pad: [usize; 4], bias: bool, hw: [usize; 2], seed: u64) -> (Graph, ParamStore, Tensor) {
+fn conv_graph(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: [usize; 2],
+    pad: [usize; 4],
+    bias: bool,
+    hw: [usize; 2],
+    seed: u64,
+) -> (Graph, ParamStore, Tensor) {
     let mut g = Graph::new("f");
     let x = g.add_input("x", TensorType::f32([1, cin, hw[0], hw[1]]));
     let w = g.add_param("layer.weight", TensorType::f32([cout, cin, k, k]));
@@ -22,20 +31,33 @@ fn conv_graph(cin: usize, cout: usize, k: usize, stride: [usize; 2], pad: [usize
     c.bias = bias;
     let mut ops = vec![x, w];
     let mut p = ParamStore::new();
-    p.insert("layer.weight", Tensor::new(vec![cout, cin, k, k], rand(cout * cin * k * k, seed)).unwrap());
+    p.insert(
+        "layer.weight",
+        Tensor::new(vec![cout, cin, k, k], rand(cout * cin * k * k, seed)).unwrap(),
+    );
     if bias {
         ops.push(g.add_param("layer.bias", TensorType::f32([cout])));
-        p.insert("layer.bias", Tensor::new(vec![cout], rand(cout, seed + 1)).unwrap());
+        p.insert(
+            "layer.bias",
+            Tensor::new(vec![cout], rand(cout, seed + 1)).unwrap(),
+        );
     }
     let y = g.add(c, &ops).unwrap();
     g.set_outputs(vec![y]);
-    let input = Tensor::new(vec![1, cin, hw[0], hw[1]], rand(cin * hw[0] * hw[1], seed + 2)).unwrap();
+    let input = Tensor::new(
+        vec![1, cin, hw[0], hw[1]],
+        rand(cin * hw[0] * hw[1], seed + 2),
+    )
+    .unwrap();
     (g, p, input)
 }
 
 fn factorize(g: &mut Graph, p: ParamStore, pipeline: &str) -> (ParamStore, RunReport) {
     let mut cx = Context::new(p);
-    let report = PassManager::parse(pipeline, &Registry::builtin()).unwrap().run(g, &mut cx).unwrap();
+    let report = PassManager::parse(pipeline, &Registry::builtin())
+        .unwrap()
+        .run(g, &mut cx)
+        .unwrap();
     (cx.params, report)
 }
 
@@ -68,15 +90,32 @@ fn fit_reports_the_kernel_error_it_reaches() {
     for (into, k) in [("3x3", 5), ("1xn", 7)] {
         let (mut g, p, _) = conv_graph(6, 8, k, [1, 1], [2; 4], true, [9, 9], 3);
         let original = p.get("layer.weight").unwrap().clone();
-        let (p2, run) = factorize(&mut g, p, &format!("factorize{{mode=fit,into={into},width=1.0,iterations=15}}"));
+        let (p2, run) = factorize(
+            &mut g,
+            p,
+            &format!("factorize{{mode=fit,into={into},width=1.0,iterations=15}}"),
+        );
         let detail = &run.passes[0].report.details[0];
         let reported = detail.get("fit_error").expect("fit reports its error");
         // Measure it: the composite kernel of the pair is the response of the two
         // convs to a unit impulse, which the interpreter computes.
-        let a = p2.iter().find(|(n, _)| n.contains("factorized_a")).unwrap().1.clone();
-        let b = p2.iter().find(|(n, _)| n.contains("factorized_b")).unwrap().1.clone();
+        let a = p2
+            .iter()
+            .find(|(n, _)| n.contains("factorized_a"))
+            .unwrap()
+            .1
+            .clone();
+        let b = p2
+            .iter()
+            .find(|(n, _)| n.contains("factorized_b"))
+            .unwrap()
+            .1
+            .clone();
         let measured = composite_error(&a, &b, &original);
-        assert!((reported - measured).abs() < 1e-4 * measured.max(1e-3), "{into}: reported {reported}, measured {measured}");
+        assert!(
+            (reported - measured).abs() < 1e-4 * measured.max(1e-3),
+            "{into}: reported {reported}, measured {measured}"
+        );
         assert!(reported > 0.0 && reported < 1.0, "{into}: {reported}");
     }
 }
@@ -123,29 +162,47 @@ fn composite_error(a: &Tensor, b: &Tensor, k: &Tensor) -> f64 {
 
 #[test]
 fn structural_rewrites_all_nine_5x5_convs_of_googlenet_paper() {
-    let cfg = kiln_models::Config::default_for("googlenet-paper").unwrap().with_input(64);
+    let cfg = kiln_models::Config::default_for("googlenet-paper")
+        .unwrap()
+        .with_input(64);
     let mut g = kiln_models::build("googlenet-paper", &cfg).unwrap();
     let p = kiln_models::init_params(&g, 1);
-    let fives = |g: &Graph| g.node_ids().filter(|&id| matches!(g.op(id), Op::Conv2d(c) if c.kernel == [5, 5])).count();
+    let fives = |g: &Graph| {
+        g.node_ids()
+            .filter(|&id| matches!(g.op(id), Op::Conv2d(c) if c.kernel == [5, 5]))
+            .count()
+    };
     assert_eq!(fives(&g), 9);
     let (p2, run) = factorize(&mut g, p, "factorize{mode=structural,bn=true},dce");
     assert_eq!(run.passes[0].report.counter("factorized", "conv"), 9);
     assert_eq!(fives(&g), 0);
     let figures = &run.passes[0].report.figures;
-    assert!(figures.iter().any(|f| f.name == "params" && f.after != f.before));
+    assert!(figures
+        .iter()
+        .any(|f| f.name == "params" && f.after != f.before));
     let name = g.inputs()[0].1.to_string();
-    let x = Tensor::new(g.inputs()[0].2.shape.clone(), rand(g.inputs()[0].2.elements(), 4)).unwrap();
+    let x = Tensor::new(
+        g.inputs()[0].2.shape.clone(),
+        rand(g.inputs()[0].2.elements(), 4),
+    )
+    .unwrap();
     let out = kiln_interp::run(&g, &p2, &[(name.as_str(), x)]).unwrap();
     assert!(out[0].data.iter().all(|v| v.is_finite()));
 }
 
 #[test]
 fn exact_on_inception_v3_keeps_the_output() {
-    let cfg = kiln_models::Config::default_for("inception-v3").unwrap().with_input(75);
+    let cfg = kiln_models::Config::default_for("inception-v3")
+        .unwrap()
+        .with_input(75);
     let mut g = kiln_models::build("inception-v3", &cfg).unwrap();
     let p = kiln_models::init_params(&g, 2);
     let name = g.inputs()[0].1.to_string();
-    let x = Tensor::new(g.inputs()[0].2.shape.clone(), rand(g.inputs()[0].2.elements(), 9)).unwrap();
+    let x = Tensor::new(
+        g.inputs()[0].2.shape.clone(),
+        rand(g.inputs()[0].2.elements(), 9),
+    )
+    .unwrap();
     let before = kiln_interp::run(&g, &p, &[(name.as_str(), x.clone())]).unwrap();
     let (p2, run) = factorize(&mut g, p, "factorize{mode=exact},dce");
     assert_eq!(run.passes[0].report.counter("factorized", "conv"), 3);
@@ -168,6 +225,9 @@ fn refusals_are_reported() {
     let (_, run) = factorize(&mut g, p, "factorize{mode=exact}");
     let d = &run.passes[0].report.details[0];
     assert!(d.message.contains("grouped"), "{}", d.message);
-    let e = PassManager::parse("factorize{mode=wrong}", &Registry::builtin()).err().unwrap().to_string();
+    let e = PassManager::parse("factorize{mode=wrong}", &Registry::builtin())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("structural") && e.contains("wrong"), "{e}");
 }

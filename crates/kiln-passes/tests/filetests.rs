@@ -48,7 +48,10 @@ fn root() -> PathBuf {
 
 /// `tests/passes/fold-bn/conv_bn.kir`, for messages.
 fn shown(path: &Path) -> String {
-    path.strip_prefix(workspace()).unwrap_or(path).display().to_string()
+    path.strip_prefix(workspace())
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 /// The directives and the two halves of one file.
@@ -70,16 +73,28 @@ fn read_case(text: &str) -> Result<Case, String> {
             None => (text.to_string(), None),
         },
     };
-    let mut case = Case { pipeline: String::new(), tolerance: None, reports: Vec::new(), error: None, input, expected };
+    let mut case = Case {
+        pipeline: String::new(),
+        tolerance: None,
+        reports: Vec::new(),
+        error: None,
+        input,
+        expected,
+    };
     let mut pipeline = None;
     for (n, line) in text.lines().enumerate() {
-        let Some(comment) = line.trim().strip_prefix("//") else { break };
+        let Some(comment) = line.trim().strip_prefix("//") else {
+            break;
+        };
         let comment = comment.trim();
         let at = |e: String| format!("line {}: {e}", n + 1);
         if let Some(v) = comment.strip_prefix("pipeline:") {
             pipeline = Some(v.trim().to_string());
         } else if let Some(v) = comment.strip_prefix("tolerance:") {
-            let t: f32 = v.trim().parse().map_err(|_| at(format!("bad tolerance `{}`", v.trim())))?;
+            let t: f32 = v
+                .trim()
+                .parse()
+                .map_err(|_| at(format!("bad tolerance `{}`", v.trim())))?;
             case.tolerance = Some(t);
         } else if let Some(v) = comment.strip_prefix("report:") {
             case.reports.push(v.trim().to_string());
@@ -89,7 +104,9 @@ fn read_case(text: &str) -> Result<Case, String> {
     }
     case.pipeline = pipeline.ok_or("no `// pipeline:` line in the header")?;
     if case.error.is_none() && case.expected.is_none() && std::env::var_os("KILN_BLESS").is_none() {
-        return Err(format!("no `{EXPECTED}` line (run with KILN_BLESS=1 to write it)"));
+        return Err(format!(
+            "no `{EXPECTED}` line (run with KILN_BLESS=1 to write it)"
+        ));
     }
     Ok(case)
 }
@@ -115,7 +132,13 @@ fn random_inputs(g: &Graph) -> Vec<(String, Tensor)> {
         .iter()
         .map(|(_, name, ty)| {
             let data = (0..ty.elements()).map(|_| rng.normal() as f32).collect();
-            (name.to_string(), Tensor { shape: ty.shape.clone(), data })
+            (
+                name.to_string(),
+                Tensor {
+                    shape: ty.shape.clone(),
+                    data,
+                },
+            )
         })
         .collect()
 }
@@ -140,7 +163,8 @@ fn run_case(text: &str) -> Outcome {
 
 fn check_case(text: &str, out: &mut Outcome) -> Result<(), String> {
     let case = read_case(text)?;
-    let original = kiln_ir::text::parse(&case.input).map_err(|e| format!("input does not parse: {e}"))?;
+    let original =
+        kiln_ir::text::parse(&case.input).map_err(|e| format!("input does not parse: {e}"))?;
     kiln_ir::verify(&original).map_err(|e| format!("input does not verify: {e}"))?;
     let mut weights = kiln_models::init_params(&original, WEIGHT_SEED);
     kiln_models::randomize_bn_stats(&original, &mut weights, BN_SEED);
@@ -154,13 +178,18 @@ fn check_case(text: &str, out: &mut Outcome) -> Result<(), String> {
         (Err(e), Some(want)) if e.contains(want.as_str()) => return Ok(()),
         (Err(e), Some(want)) => return Err(format!("the error `{e}` does not contain `{want}`")),
         (Err(e), None) => return Err(format!("the pipeline failed: {e}")),
-        (Ok(_), Some(want)) => return Err(format!("the pipeline succeeded; expected an error with `{want}`")),
+        (Ok(_), Some(want)) => {
+            return Err(format!(
+                "the pipeline succeeded; expected an error with `{want}`"
+            ))
+        }
         (Ok(run), None) => run,
     };
     let reported = report_text(&run);
     for want in &case.reports {
         if !reported.contains(want.as_str()) {
-            out.problems.push(format!("the report lacks `{want}`; it says:\n{reported}"));
+            out.problems
+                .push(format!("the report lacks `{want}`; it says:\n{reported}"));
         }
     }
     if let Some(tol) = case.tolerance {
@@ -181,17 +210,28 @@ fn check_case(text: &str, out: &mut Outcome) -> Result<(), String> {
     Ok(())
 }
 
-fn same_outputs(g0: &Graph, p0: &ParamStore, g1: &Graph, p1: &ParamStore, tol: f32) -> Result<(), String> {
+fn same_outputs(
+    g0: &Graph,
+    p0: &ParamStore,
+    g1: &Graph,
+    p1: &ParamStore,
+    tol: f32,
+) -> Result<(), String> {
     let x = random_inputs(g0);
     let before = kiln_interp::run(g0, p0, &x).map_err(|e| format!("interpreter, before: {e}"))?;
     let after = kiln_interp::run(g1, p1, &x).map_err(|e| format!("interpreter, after: {e}"))?;
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
         let Some(d) = b.max_abs_diff(a) else {
-            return Err(format!("output {i}: shape {:?} became {:?}", b.shape, a.shape));
+            return Err(format!(
+                "output {i}: shape {:?} became {:?}",
+                b.shape, a.shape
+            ));
         };
         let rel = d / b.max_abs().max(f32::MIN_POSITIVE);
         if rel.is_nan() || rel > tol {
-            return Err(format!("output {i}: relative difference {rel:e} exceeds the tolerance {tol:e}"));
+            return Err(format!(
+                "output {i}: relative difference {rel:e} exceeds the tolerance {tol:e}"
+            ));
         }
     }
     Ok(())
@@ -205,7 +245,11 @@ fn diff(expected: &str, actual: &str) -> String {
     let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
     for i in (0..a.len()).rev() {
         for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
     let mut lines: Vec<(char, &str)> = Vec::new();
@@ -222,7 +266,11 @@ fn diff(expected: &str, actual: &str) -> String {
             j += 1;
         }
     }
-    let near_change = |k: usize| lines[k.saturating_sub(2)..(k + 3).min(lines.len())].iter().any(|(c, _)| *c != ' ');
+    let near_change = |k: usize| {
+        lines[k.saturating_sub(2)..(k + 3).min(lines.len())]
+            .iter()
+            .any(|(c, _)| *c != ' ')
+    };
     let mut out = String::new();
     let mut skipped = false;
     for (k, (c, line)) in lines.iter().enumerate() {
@@ -241,12 +289,19 @@ fn diff(expected: &str, actual: &str) -> String {
 
 fn files() -> Vec<PathBuf> {
     let root = root();
-    let dirs = std::fs::read_dir(&root).unwrap_or_else(|e| panic!("cannot read the filetests at {}: {e}", root.display()));
+    let dirs = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("cannot read the filetests at {}: {e}", root.display()));
     let mut files = Vec::new();
     for dir in dirs {
         let dir = dir.expect("a directory entry").path();
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        files.extend(entries.map(|e| e.expect("a directory entry").path()).filter(|p| p.extension().is_some_and(|x| x == "kir")));
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        files.extend(
+            entries
+                .map(|e| e.expect("a directory entry").path())
+                .filter(|p| p.extension().is_some_and(|x| x == "kir")),
+        );
     }
     files.sort();
     files
@@ -256,11 +311,18 @@ fn files() -> Vec<PathBuf> {
 fn pass_filetests() {
     let bless = std::env::var_os("KILN_BLESS").is_some_and(|v| v == "1");
     let files = files();
-    assert!(!files.is_empty(), "no .kir files under {}", root().display());
+    assert!(
+        !files.is_empty(),
+        "no .kir files under {}",
+        root().display()
+    );
     let mut failures = Vec::new();
     for path in &files {
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", shown(path)));
-        let Outcome { mut problems, mismatch } = run_case(&text);
+        let Outcome {
+            mut problems,
+            mismatch,
+        } = run_case(&text);
         match mismatch {
             Some((_, new_text)) if bless => {
                 std::fs::write(path, new_text).unwrap_or_else(|e| panic!("{}: {e}", shown(path)));
@@ -288,7 +350,10 @@ fn every_builtin_pass_has_filetests() {
     let files = files();
     for name in Registry::builtin().names() {
         let dir = root().join(name);
-        let count = files.iter().filter(|f| f.parent() == Some(dir.as_path())).count();
+        let count = files
+            .iter()
+            .filter(|f| f.parent() == Some(dir.as_path()))
+            .count();
         assert!(count > 0, "no filetests for `{name}` in {}", dir.display());
     }
 }
@@ -302,7 +367,10 @@ fn the_harness_reads_directives_and_diffs() {
     assert_eq!(case.reports, ["removed"]);
     assert!(case.input.ends_with("output %0\n"));
     assert_eq!(case.expected.as_deref(), Some("graph \"t\"\n"));
-    assert!(read_case("graph \"t\"\n").is_err(), "a file without a pipeline is refused");
+    assert!(
+        read_case("graph \"t\"\n").is_err(),
+        "a file without a pipeline is refused"
+    );
     let d = diff("a\nb\nc\n", "a\nx\nc\n");
     assert_eq!(d, "  a\n- b\n+ x\n  c\n");
 }

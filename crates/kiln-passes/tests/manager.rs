@@ -29,18 +29,26 @@ fn block() -> (Graph, ParamStore) {
 #[test]
 fn the_ir_printed_after_every_pass_parses_and_verifies() {
     let (mut g, p) = block();
-    let mut pm = PassManager::parse("fold-bn,fuse-residual,dce", &Registry::builtin()).unwrap().print_after_all();
+    let mut pm = PassManager::parse("fold-bn,fuse-residual,dce", &Registry::builtin())
+        .unwrap()
+        .print_after_all();
     let run = pm.run(&mut g, &mut Context::new(p)).unwrap();
     assert_eq!(run.passes.len(), 3);
     for pass in &run.passes {
-        let text = pass.ir.as_deref().unwrap_or_else(|| panic!("no IR after {}", pass.name));
+        let text = pass
+            .ir
+            .as_deref()
+            .unwrap_or_else(|| panic!("no IR after {}", pass.name));
         let parsed = kiln_ir::text::parse(text).unwrap();
         kiln_ir::verify(&parsed).unwrap();
     }
     assert!(!run.passes[0].ir.as_ref().unwrap().contains("batch_norm"));
     assert!(run.passes[0].ir.as_ref().unwrap().contains("relu("));
     assert!(!run.passes[1].ir.as_ref().unwrap().contains("relu("));
-    assert_eq!(run.passes[2].ir.as_deref(), Some(kiln_ir::text::print(&g).as_str()));
+    assert_eq!(
+        run.passes[2].ir.as_deref(),
+        Some(kiln_ir::text::print(&g).as_str())
+    );
 }
 
 #[test]
@@ -77,9 +85,19 @@ fn a_failing_pass_is_named() {
     let (mut g, _) = block();
     let mut pm = PassManager::parse("dce,fold-bn", &Registry::builtin()).unwrap();
     let e = pm.run(&mut g, &mut Context::default()).unwrap_err();
-    let RunError::Pass { pass, index, source } = &e else { panic!("{e:?}") };
+    let RunError::Pass {
+        pass,
+        index,
+        source,
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
     assert_eq!((pass.as_str(), *index), ("fold-bn", 1));
-    assert!(matches!(source, PassError::MissingParam { .. }), "{source:?}");
+    assert!(
+        matches!(source, PassError::MissingParam { .. }),
+        "{source:?}"
+    );
     assert!(e.to_string().contains("pass `fold-bn`"), "{e}");
     assert!(e.to_string().contains("is not in the weights"), "{e}");
 }

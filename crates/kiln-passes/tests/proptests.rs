@@ -8,7 +8,9 @@
 //!
 //! (Factorization has its own proptests in tests/factorize.rs.)
 
-use kiln_ir::ops::{Add, BatchNorm, Conv2d, Dense, Dropout, Epilogue, Flatten, GlobalAvgPool, Relu, Reshape};
+use kiln_ir::ops::{
+    Add, BatchNorm, Conv2d, Dense, Dropout, Epilogue, Flatten, GlobalAvgPool, Relu, Reshape,
+};
 use kiln_ir::{Graph, Op, ParamStore, Tensor, TensorType, Value};
 use kiln_models::{init_params_with, randomize_bn_stats, InitScheme};
 use kiln_passes::{Context, Pass, PassError, PassManager, Registry, Report, RunError, RunReport};
@@ -31,7 +33,13 @@ fn inputs(g: &Graph, seed: u64) -> Vec<(String, Tensor)> {
                     (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
                 })
                 .collect();
-            (name.to_string(), Tensor { shape: ty.shape.clone(), data })
+            (
+                name.to_string(),
+                Tensor {
+                    shape: ty.shape.clone(),
+                    data,
+                },
+            )
         })
         .collect()
 }
@@ -57,18 +65,31 @@ fn count(g: &Graph, kind: &str) -> usize {
 
 /// Runs `pipeline` on a copy of the graph and weights; asserts the outputs
 /// agree with the original's to [`TOLERANCE`]; returns the new graph and report.
-fn optimize_and_compare(g: &Graph, seed: u64, pipeline: &str) -> Result<(Graph, RunReport), TestCaseError> {
+fn optimize_and_compare(
+    g: &Graph,
+    seed: u64,
+    pipeline: &str,
+) -> Result<(Graph, RunReport), TestCaseError> {
     optimize_and_compare_with(g, weights(g, seed), seed, pipeline)
 }
 
-fn optimize_and_compare_with(g: &Graph, p: ParamStore, seed: u64, pipeline: &str) -> Result<(Graph, RunReport), TestCaseError> {
+fn optimize_and_compare_with(
+    g: &Graph,
+    p: ParamStore,
+    seed: u64,
+    pipeline: &str,
+) -> Result<(Graph, RunReport), TestCaseError> {
     let x = inputs(g, seed);
-    let before = kiln_interp::run(g, &p, &x).map_err(|e| TestCaseError::fail(format!("before: {e}")))?;
+    let before =
+        kiln_interp::run(g, &p, &x).map_err(|e| TestCaseError::fail(format!("before: {e}")))?;
     let mut g2 = g.clone();
     let mut cx = Context::new(p);
     let mut pm = PassManager::parse(pipeline, &Registry::builtin()).expect("a valid pipeline");
-    let report = pm.run(&mut g2, &mut cx).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let after = kiln_interp::run(&g2, &cx.params, &x).map_err(|e| TestCaseError::fail(format!("after: {e}")))?;
+    let report = pm
+        .run(&mut g2, &mut cx)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let after = kiln_interp::run(&g2, &cx.params, &x)
+        .map_err(|e| TestCaseError::fail(format!("after: {e}")))?;
     prop_assert_eq!(before.len(), after.len());
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
         let diff = b.max_abs_diff(a).expect("same shapes");
@@ -116,9 +137,20 @@ impl ConvCase {
 }
 
 fn conv_case() -> impl Strategy<Value = ConvCase> {
-    (1usize..=2, 1usize..=3, 1usize..=3, [1usize..=3, 1usize..=3], [1usize..=2, 1usize..=2], [1usize..=2, 1usize..=2], any::<bool>())
+    (
+        1usize..=2,
+        1usize..=3,
+        1usize..=3,
+        [1usize..=3, 1usize..=3],
+        [1usize..=2, 1usize..=2],
+        [1usize..=2, 1usize..=2],
+        any::<bool>(),
+    )
         .prop_flat_map(|(groups, ci, co, kernel, stride, dilation, bias)| {
-            let extent = [dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1];
+            let extent = [
+                dilation[0] * (kernel[0] - 1) + 1,
+                dilation[1] * (kernel[1] - 1) + 1,
+            ];
             let pads = [0..extent[0], 0..extent[1], 0..extent[0], 0..extent[1]];
             pads.prop_map(move |pad| ConvCase {
                 groups,
@@ -134,7 +166,10 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
 }
 
 fn conv(g: &mut Graph, name: &str, x: Value, c: &ConvCase) -> Value {
-    let w = g.add_param(format!("{name}.weight"), TensorType::f32([c.cout(), c.cin_per_group, c.kernel[0], c.kernel[1]]));
+    let w = g.add_param(
+        format!("{name}.weight"),
+        TensorType::f32([c.cout(), c.cin_per_group, c.kernel[0], c.kernel[1]]),
+    );
     let mut operands = vec![x, w];
     if c.bias {
         operands.push(g.add_param(format!("{name}.bias"), TensorType::f32([c.cout()])));
@@ -148,7 +183,8 @@ fn bn(g: &mut Graph, name: &str, x: Value) -> Value {
     for leaf in ["weight", "bias", "running_mean", "running_var"] {
         operands.push(g.add_param(format!("{name}.{leaf}"), TensorType::f32([c])));
     }
-    g.add(BatchNorm::inference(1e-5), &operands).expect("a valid batch norm")
+    g.add(BatchNorm::inference(1e-5), &operands)
+        .expect("a valid batch norm")
 }
 
 fn relu(g: &mut Graph, x: Value) -> Value {
@@ -385,7 +421,10 @@ impl Pass for MistypeRelu {
         "mistype-relu"
     }
     fn run(&self, g: &mut Graph, _: &mut Context) -> Result<Report, PassError> {
-        let id = g.node_ids().find(|&id| matches!(g.op(id), Op::Relu(_))).expect("a relu");
+        let id = g
+            .node_ids()
+            .find(|&id| matches!(g.op(id), Op::Relu(_)))
+            .expect("a relu");
         g.node_mut(id).unwrap().outputs[0].shape[1] += 1;
         let mut r = Report::new();
         r.changed(g.describe(id), "made its type wrong");
@@ -412,7 +451,14 @@ fn small_net() -> (Graph, ParamStore) {
     let mut g = Graph::new("small");
     let x = g.add_input("x", TensorType::f32([1, 2, 4, 4]));
     let c = ConvCase {
-        groups: 1, cin_per_group: 2, cout_per_group: 3, kernel: [3, 3], stride: [1, 1], dilation: [1, 1], pad: [1; 4], bias: true,
+        groups: 1,
+        cin_per_group: 2,
+        cout_per_group: 3,
+        kernel: [3, 3],
+        stride: [1, 1],
+        dilation: [1, 1],
+        pad: [1; 4],
+        bias: true,
     };
     let y = conv(&mut g, "conv", x, &c);
     let y = relu(&mut g, y);
@@ -424,19 +470,29 @@ fn small_net() -> (Graph, ParamStore) {
 #[test]
 fn the_verifier_stops_a_pass_that_breaks_the_graph_and_names_it() {
     let mut registry = Registry::builtin();
-    registry.register_simple("mistype-relu", "a broken pass", || Box::new(MistypeRelu)).unwrap();
+    registry
+        .register_simple("mistype-relu", "a broken pass", || Box::new(MistypeRelu))
+        .unwrap();
     let (mut g, p) = small_net();
     let mut pm = PassManager::parse("canonicalize,mistype-relu,dce", &registry).unwrap();
     let e = pm.run(&mut g, &mut Context::new(p.clone())).unwrap_err();
-    assert!(matches!(&e, RunError::Broken { pass, index: 1, .. } if pass == "mistype-relu"), "{e:?}");
+    assert!(
+        matches!(&e, RunError::Broken { pass, index: 1, .. } if pass == "mistype-relu"),
+        "{e:?}"
+    );
     assert_eq!(e.pass(), Some("mistype-relu"));
     let message = e.to_string();
-    assert!(message.starts_with("pass `mistype-relu` (#2 in the pipeline) broke the graph"), "{message}");
+    assert!(
+        message.starts_with("pass `mistype-relu` (#2 in the pipeline) broke the graph"),
+        "{message}"
+    );
     assert!(message.contains("relu #"), "the node is named: {message}");
 
     // It is the verifier that catches it: with verification off the run "succeeds".
     let (mut g, p) = small_net();
-    let mut pm = PassManager::parse("mistype-relu", &registry).unwrap().verify_each(false);
+    let mut pm = PassManager::parse("mistype-relu", &registry)
+        .unwrap()
+        .verify_each(false);
     assert!(pm.run(&mut g, &mut Context::new(p)).is_ok());
     assert!(kiln_ir::verify(&g).is_err());
 }
@@ -447,7 +503,10 @@ fn the_weight_check_stops_a_pass_that_loses_a_weight() {
     let mut pm = PassManager::new();
     pm.add(Box::new(ForgetWeight));
     let e = pm.run(&mut g, &mut Context::new(p)).unwrap_err();
-    assert!(matches!(&e, RunError::BrokenWeights { pass, .. } if pass == "forget-weight"), "{e:?}");
+    assert!(
+        matches!(&e, RunError::BrokenWeights { pass, .. } if pass == "forget-weight"),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("is missing from the weights"), "{e}");
 
     // Without weights there is nothing to check against.

@@ -87,10 +87,16 @@ impl OpDef for Conv2d {
         let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
         let o = w.shape[0];
         if c % self.groups != 0 {
-            return Err(format!("groups = {} does not divide the {c} input channels", self.groups));
+            return Err(format!(
+                "groups = {} does not divide the {c} input channels",
+                self.groups
+            ));
         }
         if o % self.groups != 0 {
-            return Err(format!("groups = {} does not divide the {o} output channels", self.groups));
+            return Err(format!(
+                "groups = {} does not divide the {o} output channels",
+                self.groups
+            ));
         }
         let expected = [o, c / self.groups, self.kernel[0], self.kernel[1]];
         if w.shape != expected {

@@ -21,7 +21,10 @@ impl OpDef for SoftmaxCrossEntropy {
     fn infer(&self, ops: &[&TensorType]) -> Result<Vec<TensorType>, String> {
         finite("label_smoothing", self.label_smoothing)?;
         if !(0.0..=1.0).contains(&self.label_smoothing) {
-            return Err(format!("label_smoothing must be in [0, 1], found {}", self.label_smoothing));
+            return Err(format!(
+                "label_smoothing must be in [0, 1], found {}",
+                self.label_smoothing
+            ));
         }
         rank("logits", ops[0], 2)?;
         if ops[1].shape != [ops[0].shape[0]] {

@@ -19,7 +19,11 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     pub fn inference(eps: f32) -> BatchNorm {
-        BatchNorm { eps, momentum: 0.1, training: false }
+        BatchNorm {
+            eps,
+            momentum: 0.1,
+            training: false,
+        }
     }
 }
 
@@ -33,14 +37,20 @@ impl OpDef for BatchNorm {
             return Err(format!("eps must be positive, found {}", self.eps));
         }
         if !(0.0..=1.0).contains(&self.momentum) {
-            return Err(format!("momentum must be in [0, 1], found {}", self.momentum));
+            return Err(format!(
+                "momentum must be in [0, 1], found {}",
+                self.momentum
+            ));
         }
         let x = ops[0];
         if x.rank() < 2 {
             return Err(format!("input must have rank 2 or more, found {x}"));
         }
         let c = x.shape[1];
-        for (slot, what) in ["weight", "bias", "running_mean", "running_var"].iter().enumerate() {
+        for (slot, what) in ["weight", "bias", "running_mean", "running_var"]
+            .iter()
+            .enumerate()
+        {
             vector(what, ops[slot + 1], c)?;
         }
         Ok(vec![x.clone()])

@@ -18,7 +18,11 @@ pub fn pool_output_size(
     ceil_mode: bool,
 ) -> Option<usize> {
     let padded = size + pad_begin + pad_end;
-    let span = if ceil_mode { padded + stride - 1 } else { padded };
+    let span = if ceil_mode {
+        padded + stride - 1
+    } else {
+        padded
+    };
     if span < kernel {
         return None;
     }
@@ -41,11 +45,20 @@ fn pooled(
     let mut shape = x.shape.clone();
     for axis in 0..2 {
         let size = x.shape[2 + axis];
-        shape[2 + axis] =
-            pool_output_size(size, kernel[axis], stride[axis], pad[axis], pad[axis + 2], ceil_mode)
-                .ok_or_else(|| {
-                    format!("input size {size} on axis {} is smaller than the kernel", 2 + axis)
-                })?;
+        shape[2 + axis] = pool_output_size(
+            size,
+            kernel[axis],
+            stride[axis],
+            pad[axis],
+            pad[axis + 2],
+            ceil_mode,
+        )
+        .ok_or_else(|| {
+            format!(
+                "input size {size} on axis {} is smaller than the kernel",
+                2 + axis
+            )
+        })?;
     }
     Ok(vec![TensorType::f32(shape)])
 }

@@ -105,7 +105,10 @@ impl OpDef for Reshape {
         let out = TensorType::f32(self.shape.clone());
         out.validate().map_err(|e| format!("target shape: {e}"))?;
         if out.elements() != ops[0].elements() {
-            return Err(format!("cannot reshape {} to {out}: element counts differ", ops[0]));
+            return Err(format!(
+                "cannot reshape {} to {out}: element counts differ",
+                ops[0]
+            ));
         }
         Ok(vec![out])
     }
@@ -128,7 +131,10 @@ impl OpDef for Pad {
         let mut shape = x.shape.clone();
         for (axis, d) in shape.iter_mut().enumerate() {
             bounded(&format!("pads[{axis}]"), self.pads[axis])?;
-            bounded(&format!("pads[{}]", axis + x.rank()), self.pads[axis + x.rank()])?;
+            bounded(
+                &format!("pads[{}]", axis + x.rank()),
+                self.pads[axis + x.rank()],
+            )?;
             *d += self.pads[axis] + self.pads[axis + x.rank()];
         }
         Ok(vec![TensorType::f32(shape)])
@@ -148,7 +154,10 @@ impl OpDef for Slice {
             return Err(format!("end {} is beyond the axis length {len}", self.end));
         }
         if self.start >= self.end {
-            return Err(format!("start {} must be below end {}", self.start, self.end));
+            return Err(format!(
+                "start {} must be below end {}",
+                self.start, self.end
+            ));
         }
         let mut shape = x.shape.clone();
         shape[self.axis] = self.output_len();

@@ -27,13 +27,20 @@ impl<'a> Cursor<'a> {
     pub fn err_at(&self, pos: usize, message: impl Into<String>) -> TextError {
         let pos = pos.min(self.text.len());
         let column = self.text.get(..pos).map_or(pos, |s| s.chars().count()) + 1;
-        TextError { line: self.line, column, message: message.into() }
+        TextError {
+            line: self.line,
+            column,
+            message: message.into(),
+        }
     }
 
     /// `expected {what}, found {what is here}`, at the cursor (past spaces).
     pub fn expected(&self, what: &str) -> TextError {
         let spaces = self.rest().len() - self.rest().trim_start_matches([' ', '\t', '\r']).len();
-        self.err_at(self.pos + spaces, format!("expected {what}, found {}", self.found()))
+        self.err_at(
+            self.pos + spaces,
+            format!("expected {what}, found {}", self.found()),
+        )
     }
 
     pub fn rest(&self) -> &'a str {
@@ -76,7 +83,13 @@ impl<'a> Cursor<'a> {
     /// What is at the cursor, for error messages: the next word (at most 20
     /// characters), or "the end of the line".
     pub fn found(&self) -> String {
-        let word: String = self.rest().trim_start_matches([' ', '\t', '\r']).chars().take_while(|c| !c.is_whitespace()).take(20).collect();
+        let word: String = self
+            .rest()
+            .trim_start_matches([' ', '\t', '\r'])
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .take(20)
+            .collect();
         if word.is_empty() {
             "the end of the line".to_string()
         } else {
@@ -102,7 +115,10 @@ impl<'a> Cursor<'a> {
     pub fn word(&mut self) -> &'a str {
         self.skip_spaces();
         let start = self.pos;
-        while let Some(c) = self.peek().filter(|c| c.is_ascii_alphanumeric() || *c == '_') {
+        while let Some(c) = self
+            .peek()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        {
             self.bump(c);
         }
         &self.text[start..self.pos]
@@ -118,7 +134,10 @@ impl<'a> Cursor<'a> {
         let mut out = String::new();
         loop {
             let Some(c) = self.peek() else {
-                return Err(self.err_at(start, "unterminated string (expected a closing '\"' on this line)"));
+                return Err(self.err_at(
+                    start,
+                    "unterminated string (expected a closing '\"' on this line)",
+                ));
             };
             self.bump(c);
             match c {
@@ -126,7 +145,10 @@ impl<'a> Cursor<'a> {
                 '\\' => {
                     let at = self.pos - 1;
                     let Some(e) = self.peek() else {
-                        return Err(self.err_at(start, "unterminated string (expected a closing '\"' on this line)"));
+                        return Err(self.err_at(
+                            start,
+                            "unterminated string (expected a closing '\"' on this line)",
+                        ));
                     };
                     self.bump(e);
                     match e {
@@ -149,13 +171,25 @@ impl<'a> Cursor<'a> {
     /// The `{HEX}` of a `\u{HEX}` escape that starts at `at`.
     fn unicode_escape(&mut self, at: usize) -> Result<char, TextError> {
         let rest = self.rest();
-        let hex: String = rest.strip_prefix('{').map(|r| r.chars().take_while(|c| c.is_ascii_hexdigit()).take(7).collect()).unwrap_or_default();
-        let closed = rest.get(1 + hex.len()..).is_some_and(|r| r.starts_with('}'));
+        let hex: String = rest
+            .strip_prefix('{')
+            .map(|r| {
+                r.chars()
+                    .take_while(|c| c.is_ascii_hexdigit())
+                    .take(7)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let closed = rest
+            .get(1 + hex.len()..)
+            .is_some_and(|r| r.starts_with('}'));
         if hex.is_empty() || hex.len() > 6 || !closed {
             return Err(self.err_at(at, "expected \\u{HEX} with 1 to 6 hexadecimal digits"));
         }
         let ch = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
-        let ch = ch.ok_or_else(|| self.err_at(at, format!("\\u{{{hex}}} is not a Unicode scalar value")))?;
+        let ch = ch.ok_or_else(|| {
+            self.err_at(at, format!("\\u{{{hex}}} is not a Unicode scalar value"))
+        })?;
         self.pos += hex.len() + 2;
         Ok(ch)
     }
@@ -170,7 +204,9 @@ impl<'a> Cursor<'a> {
             self.bump(c);
         }
         if start == self.pos {
-            return Err(self.expected("a parameter name after '@' (bare [A-Za-z0-9_.:/-] or quoted)"));
+            return Err(
+                self.expected("a parameter name after '@' (bare [A-Za-z0-9_.:/-] or quoted)")
+            );
         }
         Ok(self.text[start..self.pos].to_string())
     }
@@ -186,7 +222,12 @@ impl<'a> Cursor<'a> {
             return Err(self.expected(what));
         }
         let digits = &self.text[start..self.pos];
-        digits.parse().map_err(|_| self.err_at(start, format!("expected {what}, found {digits}, which does not fit 64 bits")))
+        digits.parse().map_err(|_| {
+            self.err_at(
+                start,
+                format!("expected {what}, found {digits}, which does not fit 64 bits"),
+            )
+        })
     }
 
     /// A tensor type `f32[1,3,224,224]` (`f32[]` for a scalar). Refuses
@@ -211,11 +252,19 @@ impl<'a> Cursor<'a> {
             let at = self.pos;
             let d = self.integer("a dimension")?;
             if d > MAX_ELEMENTS {
-                return Err(self.err_at(at, format!("expected a dimension of at most {MAX_ELEMENTS}, found {d}")));
+                return Err(self.err_at(
+                    at,
+                    format!("expected a dimension of at most {MAX_ELEMENTS}, found {d}"),
+                ));
             }
             elements = elements.saturating_mul(d);
             if elements > MAX_ELEMENTS {
-                return Err(self.err_at(start, format!("expected a shape of at most {MAX_ELEMENTS} elements; this one has more")));
+                return Err(self.err_at(
+                    start,
+                    format!(
+                        "expected a shape of at most {MAX_ELEMENTS} elements; this one has more"
+                    ),
+                ));
             }
             if shape.len() == MAX_RANK {
                 return Err(self.err_at(at, format!("expected a rank of at most {MAX_RANK}")));
@@ -233,13 +282,19 @@ impl<'a> Cursor<'a> {
     pub fn number(&mut self) -> Result<Json, TextError> {
         self.skip_spaces();
         let start = self.pos;
-        while let Some(c) = self.peek().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
+        while let Some(c) = self
+            .peek()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        {
             self.bump(c);
         }
         let text = &self.text[start..self.pos];
         let digits = text.trim_start_matches(['+', '-']);
         if !digits.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
-            return Err(self.err_at(start, format!("expected a number, found '{text}' (non-finite floats are not attributes)")));
+            return Err(self.err_at(
+                start,
+                format!("expected a number, found '{text}' (non-finite floats are not attributes)"),
+            ));
         }
         if !text.contains(['.', 'e', 'E']) {
             if let Ok(u) = text.parse::<u64>() {
@@ -248,9 +303,14 @@ impl<'a> Cursor<'a> {
             if let Ok(i) = text.parse::<i64>() {
                 return Ok(Json::Number(i.into()));
             }
-            return Err(self.err_at(start, format!("expected an integer that fits 64 bits, found '{text}'")));
+            return Err(self.err_at(
+                start,
+                format!("expected an integer that fits 64 bits, found '{text}'"),
+            ));
         }
-        let v: f64 = text.parse().map_err(|_| self.err_at(start, format!("expected a number, found '{text}'")))?;
+        let v: f64 = text
+            .parse()
+            .map_err(|_| self.err_at(start, format!("expected a number, found '{text}'")))?;
         Number::from_f64(v)
             .map(Json::Number)
             .ok_or_else(|| self.err_at(start, format!("expected a finite number, found '{text}'")))

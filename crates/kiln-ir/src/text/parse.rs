@@ -27,7 +27,11 @@ pub fn parse(text: &str) -> Result<Graph, TextError> {
         }
         p.statement(&mut c)?;
     }
-    let at_end = |message: &str| TextError { line: last_line, column: 1, message: message.into() };
+    let at_end = |message: &str| TextError {
+        line: last_line,
+        column: 1,
+        message: message.into(),
+    };
     match p.graph {
         None => Err(at_end("expected 'graph \"NAME\"' as the first line")),
         Some(_) if !p.done => Err(at_end("expected an 'output %N, ...' line at the end")),
@@ -45,7 +49,11 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Graph, TextError> {
             let line = good.matches('\n').count() + 1;
             let column = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             let byte = bytes[e.valid_up_to()];
-            Err(TextError { line, column, message: format!("expected UTF-8 text, found the byte 0x{byte:02x}") })
+            Err(TextError {
+                line,
+                column,
+                message: format!("expected UTF-8 text, found the byte 0x{byte:02x}"),
+            })
         }
     }
 }
@@ -68,7 +76,9 @@ type Spans = HashMap<String, usize>;
 impl Parser {
     fn statement(&mut self, c: &mut Cursor<'_>) -> Result<(), TextError> {
         if self.done {
-            return Err(c.err("expected nothing after the 'output' line (it must be the last statement)"));
+            return Err(
+                c.err("expected nothing after the 'output' line (it must be the last statement)")
+            );
         }
         let Some(g) = self.graph.as_mut() else {
             return self.header(c);
@@ -81,7 +91,9 @@ impl Parser {
             let at = c.pos;
             if c.word() != "param" {
                 c.pos = at;
-                return Err(c.expected("'param' (a parameter is declared as '@name = param : TYPE')"));
+                return Err(
+                    c.expected("'param' (a parameter is declared as '@name = param : TYPE')")
+                );
             }
             c.expect(":", "':' and the parameter's type")?;
             let ty = c.tensor_type()?;
@@ -93,7 +105,9 @@ impl Parser {
             self.params.insert(name, id);
             return Ok(());
         }
-        if c.rest().starts_with("output") && !c.rest()[6..].starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_') {
+        if c.rest().starts_with("output")
+            && !c.rest()[6..].starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_')
+        {
             c.pos += "output".len();
             let mut outs = Vec::new();
             loop {
@@ -103,7 +117,10 @@ impl Parser {
                 }
                 c.expect(",", "',' or the end of the line")?;
             }
-            self.graph.as_mut().expect("checked above").set_outputs(outs);
+            self.graph
+                .as_mut()
+                .expect("checked above")
+                .set_outputs(outs);
             self.done = true;
             return Ok(());
         }
@@ -131,7 +148,11 @@ impl Parser {
             let n = c.integer("a value number")?;
             let next = self.values.len() + defined;
             if n != next as u64 {
-                let why = if n < next as u64 { "it is already defined" } else { "values are numbered in order" };
+                let why = if n < next as u64 {
+                    "it is already defined"
+                } else {
+                    "values are numbered in order"
+                };
                 return Err(c.err_at(at, format!("expected %{next}, found %{n} ({why})")));
             }
             defined += 1;
@@ -178,11 +199,18 @@ impl Parser {
         }
         c.expect_end()?;
         if types.len() != defined {
-            return Err(c.err_at(start, format!("expected {defined} output types, one for each value defined, found {}", types.len())));
+            return Err(c.err_at(
+                start,
+                format!(
+                    "expected {defined} output types, one for each value defined, found {}",
+                    types.len()
+                ),
+            ));
         }
         let g = self.graph.as_mut().expect("the header was read");
         let id = g.add_node_unchecked(op, &operands, types);
-        self.values.extend((0..defined as u32).map(|port| Value { node: id, port }));
+        self.values
+            .extend((0..defined as u32).map(|port| Value { node: id, port }));
         Ok(())
     }
 
@@ -202,15 +230,28 @@ impl Parser {
         usize::try_from(n)
             .ok()
             .and_then(|n| self.values.get(n).copied())
-            .ok_or_else(|| c.err_at(at, format!("%{n} is not defined (values must be defined before their use)")))
+            .ok_or_else(|| {
+                c.err_at(
+                    at,
+                    format!("%{n} is not defined (values must be defined before their use)"),
+                )
+            })
     }
 }
 
 fn unknown_op(kind: &str) -> String {
-    let nearest = Op::KINDS.iter().filter(|k| **k != "param").min_by_key(|k| edit_distance(kind, k));
+    let nearest = Op::KINDS
+        .iter()
+        .filter(|k| **k != "param")
+        .min_by_key(|k| edit_distance(kind, k));
     match nearest {
-        Some(k) if edit_distance(kind, k) <= 2 => format!("unknown op '{kind}' (did you mean '{k}'?)"),
-        _ => format!("unknown op '{kind}' (expected one of {})", Op::KINDS.join(", ")),
+        Some(k) if edit_distance(kind, k) <= 2 => {
+            format!("unknown op '{kind}' (did you mean '{k}'?)")
+        }
+        _ => format!(
+            "unknown op '{kind}' (expected one of {})",
+            Op::KINDS.join(", ")
+        ),
     }
 }
 
@@ -219,7 +260,11 @@ fn attributes(c: &mut Cursor<'_>, kind: &str) -> Result<Op, TextError> {
     c.skip_spaces();
     let brace = c.pos;
     let mut spans = Spans::new();
-    let attrs = if c.peek() == Some('{') { record(c, 1, "", &mut spans)? } else { Map::new() };
+    let attrs = if c.peek() == Some('{') {
+        record(c, 1, "", &mut spans)?
+    } else {
+        Map::new()
+    };
     let parsed = Op::from_attributes(kind, Json::Object(attrs)).expect("the kind was checked");
     parsed.map_err(|e| {
         let path = e.path().to_string();
@@ -243,12 +288,19 @@ fn attributes(c: &mut Cursor<'_>, kind: &str) -> Result<Op, TextError> {
 }
 
 fn too_deep(c: &Cursor<'_>) -> TextError {
-    c.err(format!("expected at most {MAX_DEPTH} levels of nested lists and records"))
+    c.err(format!(
+        "expected at most {MAX_DEPTH} levels of nested lists and records"
+    ))
 }
 
 /// One attribute value as JSON, inside `depth` lists and records; `path` is
 /// its serde path.
-fn value(c: &mut Cursor<'_>, depth: usize, path: &str, spans: &mut Spans) -> Result<Json, TextError> {
+fn value(
+    c: &mut Cursor<'_>,
+    depth: usize,
+    path: &str,
+    spans: &mut Spans,
+) -> Result<Json, TextError> {
     c.skip_spaces();
     match c.peek() {
         Some('[') => {
@@ -282,7 +334,9 @@ fn value(c: &mut Cursor<'_>, depth: usize, path: &str, spans: &mut Spans) -> Res
                 "null" => Ok(Json::Null),
                 _ => {
                     c.pos = start;
-                    Err(c.expected("an attribute value (a number, true, false, a string, [list] or {record})"))
+                    Err(c.expected(
+                        "an attribute value (a number, true, false, a string, [list] or {record})",
+                    ))
                 }
             }
         }
@@ -290,7 +344,12 @@ fn value(c: &mut Cursor<'_>, depth: usize, path: &str, spans: &mut Spans) -> Res
 }
 
 /// `{key=value, ...}` (keys unique), the `depth`-th enclosing list or record.
-fn record(c: &mut Cursor<'_>, depth: usize, path: &str, spans: &mut Spans) -> Result<Map<String, Json>, TextError> {
+fn record(
+    c: &mut Cursor<'_>,
+    depth: usize,
+    path: &str,
+    spans: &mut Spans,
+) -> Result<Map<String, Json>, TextError> {
     if depth > MAX_DEPTH {
         return Err(too_deep(c));
     }
@@ -310,7 +369,11 @@ fn record(c: &mut Cursor<'_>, depth: usize, path: &str, spans: &mut Spans) -> Re
             return Err(c.err_at(at, format!("attribute {key} is given twice")));
         }
         c.expect("=", &format!("'=' after {key}"))?;
-        let full = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+        let full = if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
         spans.insert(full.clone(), at);
         let v = value(c, depth, &full, spans)?;
         fields.insert(key.to_string(), v);

@@ -22,12 +22,19 @@ pub fn print(g: &Graph) -> String {
         }
         for port in 0..node.outputs.len() {
             let next = numbers.len();
-            numbers.insert(Value { node: id, port: port as u32 }, next);
+            numbers.insert(
+                Value {
+                    node: id,
+                    port: port as u32,
+                },
+                next,
+            );
         }
     }
     // A value the graph does not hold (a dangling output) prints as `%?`,
     // which the parser refuses: the verifier refuses such graphs too.
-    let operand = |v: &Value, out: &mut String| match g.node(v.node).and_then(|n| n.op.param_name()) {
+    let operand = |v: &Value, out: &mut String| match g.node(v.node).and_then(|n| n.op.param_name())
+    {
         Some(name) => param_ref(name, out),
         None => match numbers.get(v) {
             Some(n) => {
@@ -52,7 +59,14 @@ pub fn print(g: &Graph) -> String {
             if port > 0 {
                 out.push_str(", ");
             }
-            let _ = write!(out, "%{}", numbers[&Value { node: id, port: port as u32 }]);
+            let _ = write!(
+                out,
+                "%{}",
+                numbers[&Value {
+                    node: id,
+                    port: port as u32
+                }]
+            );
         }
         if let Some(name) = node.op.input_name() {
             out.push_str(" = input ");
@@ -154,7 +168,10 @@ fn float(v: f64, out: &mut String) {
         // The parser reads an f64 and serde narrows it to f32: two roundings.
         // Should they ever disagree with the f32's own, write the exact f64.
         let short = format!("{narrow:?}");
-        if short.parse::<f64>().is_ok_and(|back| (back as f32).to_bits() == narrow.to_bits()) {
+        if short
+            .parse::<f64>()
+            .is_ok_and(|back| (back as f32).to_bits() == narrow.to_bits())
+        {
             out.push_str(&short);
             return;
         }

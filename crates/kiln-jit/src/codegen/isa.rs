@@ -29,7 +29,10 @@ impl OptLevel {
 }
 
 fn isa_err(e: impl std::fmt::Display) -> JitError {
-    JitError::Codegen { kernel: "isa".into(), message: e.to_string() }
+    JitError::Codegen {
+        kernel: "isa".into(),
+        message: e.to_string(),
+    }
 }
 
 /// The host ISA at `opt`. The IR verifier (25-50% of compile time) runs only
@@ -37,10 +40,17 @@ fn isa_err(e: impl std::fmt::Display) -> JitError {
 pub fn host_isa(opt: OptLevel, verify: bool) -> Result<OwnedTargetIsa, JitError> {
     let mut flags = settings::builder();
     flags.set("opt_level", opt.flag()).map_err(isa_err)?;
-    flags.set("enable_verifier", if verify { "true" } else { "false" }).map_err(isa_err)?;
+    flags
+        .set("enable_verifier", if verify { "true" } else { "false" })
+        .map_err(isa_err)?;
     // JIT code lives anywhere in the address space: calls and libcalls need
     // absolute (not colocated, PC-relative) relocations.
-    flags.set("use_colocated_libcalls", "false").map_err(isa_err)?;
+    flags
+        .set("use_colocated_libcalls", "false")
+        .map_err(isa_err)?;
     flags.set("is_pic", "false").map_err(isa_err)?;
-    cranelift_native::builder().map_err(isa_err)?.finish(settings::Flags::new(flags)).map_err(isa_err)
+    cranelift_native::builder()
+        .map_err(isa_err)?
+        .finish(settings::Flags::new(flags))
+        .map_err(isa_err)
 }

@@ -51,7 +51,10 @@ pub enum Pw {
     /// `x + other`.
     Add(Loc),
     /// `x * scale[row] + shift[row]` (inference BatchNorm), offsets into the constant pool.
-    Affine { scale: i64, shift: i64 },
+    Affine {
+        scale: i64,
+        shift: i64,
+    },
 }
 
 /// `y = op(x)` over `[n, rows, len]`; a tile is `rpt` rows of one batch item.
@@ -102,12 +105,20 @@ impl PwSpec {
             let body = |em: &mut Em, i: Value, vector: bool| {
                 let xo = em.iadd(xb, i);
                 let yo = em.iadd(yb, i);
-                let v = if vector { em.ldv(x.region, xo, x.range()) } else { em.ld(x.region, xo, x.range()) };
+                let v = if vector {
+                    em.ldv(x.region, xo, x.range())
+                } else {
+                    em.ld(x.region, xo, x.range())
+                };
                 let out = match op {
                     Pw::Relu => em.relu(v),
                     Pw::Add(z) => {
                         let zo = em.iadd(zb.unwrap(), i);
-                        let w = if vector { em.ldv(z.region, zo, z.range()) } else { em.ld(z.region, zo, z.range()) };
+                        let w = if vector {
+                            em.ldv(z.region, zo, z.range())
+                        } else {
+                            em.ld(z.region, zo, z.range())
+                        };
                         em.b.ins().fadd(v, w)
                     }
                     Pw::Affine { .. } => {
@@ -208,12 +219,26 @@ impl GemmSpec {
         let x = self.x;
         // ---- gather B
         match &self.gather {
-            Gather::Conv { h, w, cg, kh, kw, sh, sw, pt, pl, dh, dw, ow } => {
+            Gather::Conv {
+                h,
+                w,
+                cg,
+                kh,
+                kw,
+                sh,
+                sw,
+                pt,
+                pl,
+                dh,
+                dw,
+                ow,
+            } => {
                 let (h, w, cg, kh, kw) = (*h, *w, *cg, *kh, *kw);
                 let xb0 = em.mad(ni, x.bstride, x.off);
                 let goff = em.mul(g, cg * h * w);
                 let xb = em.iadd(xb0, goff);
-                let pointwise = kh == 1 && kw == 1 && *sh == 1 && *sw == 1 && *pt == 0 && *pl == 0 && *ow == w;
+                let pointwise =
+                    kh == 1 && kw == 1 && *sh == 1 && *sw == 1 && *pt == 0 && *pl == 0 && *ow == w;
                 if pointwise {
                     let pp = self.p;
                     let full_end = em.add(p0, nr);
@@ -322,9 +347,12 @@ impl GemmSpec {
                                         let iw = em.add(iw0, j);
                                         let iwe = em.add(iw3, j);
                                         let same = em.b.ins().icmp(IntCC::Equal, ih0, ih3);
-                                        let okh = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, ih, h);
-                                        let okw = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iw, w);
-                                        let oke = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iwe, w);
+                                        let okh =
+                                            em.b.ins().icmp_imm(IntCC::UnsignedLessThan, ih, h);
+                                        let okw =
+                                            em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iw, w);
+                                        let oke =
+                                            em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iwe, w);
                                         let ok = em.b.ins().band(same, okh);
                                         let ok2 = em.b.ins().band(okw, oke);
                                         let fast = em.b.ins().band(ok, ok2);
@@ -393,7 +421,12 @@ impl GemmSpec {
             let gp = em.mul(g, nmp);
             let panel = em.iadd(gp, mp);
             let aoff = em.mad(panel, k * mr, self.a_off);
-            let a = em.block_ptr(Region::Const, aoff, (self.a_off, self.a_off + self.a_len), k * mr);
+            let a = em.block_ptr(
+                Region::Const,
+                aoff,
+                (self.a_off, self.a_off + self.a_len),
+                k * mr,
+            );
             let z = em.c(0);
             let b = em.block_ptr(Region::Scratch, z, srange, k * nr);
             let coff = em.c(k * nr);
@@ -882,7 +915,9 @@ impl CopySpec {
             em.st(self.y.region, yo, self.y.range(), v);
         } else {
             let next = self.axes[d + 1];
-            em.for_c(0, next.out_dim, 1, |em, o2| self.axis(em, d + 1, o2, xo, yo, ok));
+            em.for_c(0, next.out_dim, 1, |em, o2| {
+                self.axis(em, d + 1, o2, xo, yo, ok)
+            });
         }
     }
 }

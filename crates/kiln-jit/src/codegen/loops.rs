@@ -48,7 +48,13 @@ impl Range {
 }
 
 /// `for iv in start..end (step)` with a runtime `end`; the body sees `iv` as an i64.
-pub fn for_dyn<'f, C: Builds<'f>>(cx: &mut C, start: Value, end: Value, step: i64, mut body: impl FnMut(&mut C, Value)) {
+pub fn for_dyn<'f, C: Builds<'f>>(
+    cx: &mut C,
+    start: Value,
+    end: Value,
+    step: i64,
+    mut body: impl FnMut(&mut C, Value),
+) {
     let b = cx.fb();
     let header = b.create_block();
     let bodyb = b.create_block();
@@ -113,7 +119,10 @@ pub fn fold_range<'f, C: Builds<'f>>(
         b.append_block_param(exit, ty);
     }
     let s = b.ins().iconst(types::I64, r.start);
-    let args: Vec<BlockArg> = std::iter::once(s).chain(init.iter().copied()).map(BlockArg::from).collect();
+    let args: Vec<BlockArg> = std::iter::once(s)
+        .chain(init.iter().copied())
+        .map(BlockArg::from)
+        .collect();
     b.ins().jump(header, &args);
     b.switch_to_block(header);
     let hp = b.block_params(header).to_vec();
@@ -124,7 +133,10 @@ pub fn fold_range<'f, C: Builds<'f>>(
     let next_vals = body(cx, hp[0], &hp[1..]);
     let b = cx.fb();
     let next = b.ins().iadd_imm_s(hp[0], r.step);
-    let args: Vec<BlockArg> = std::iter::once(next).chain(next_vals).map(BlockArg::from).collect();
+    let args: Vec<BlockArg> = std::iter::once(next)
+        .chain(next_vals)
+        .map(BlockArg::from)
+        .collect();
     b.ins().jump(header, &args);
     b.switch_to_block(exit);
     b.block_params(exit).to_vec()
@@ -132,14 +144,23 @@ pub fn fold_range<'f, C: Builds<'f>>(
 
 /// `for_range` unrolled `u` times: a loop whose body is emitted for `iv`,
 /// `iv + step`, ..., then the `trips % u` remaining iterations straight-line.
-pub fn for_unrolled<'f, C: Builds<'f>>(cx: &mut C, r: Range, u: usize, mut body: impl FnMut(&mut C, Value)) {
+pub fn for_unrolled<'f, C: Builds<'f>>(
+    cx: &mut C,
+    r: Range,
+    u: usize,
+    mut body: impl FnMut(&mut C, Value),
+) {
     let u = u.max(1) as i64;
     let trips = r.trips();
     let main = trips / u * u;
     let wide = Range::new(r.start, r.start + main * r.step, r.step * u);
     for_range(cx, wide, |cx, iv| {
         for i in 0..u {
-            let ivi = if i == 0 { iv } else { cx.fb().ins().iadd_imm_s(iv, i * r.step) };
+            let ivi = if i == 0 {
+                iv
+            } else {
+                cx.fb().ins().iadd_imm_s(iv, i * r.step)
+            };
             body(cx, ivi);
         }
     });
@@ -159,7 +180,10 @@ pub struct LoopNest {
 
 impl LoopNest {
     pub fn new() -> LoopNest {
-        LoopNest { dims: Vec::new(), unroll: 1 }
+        LoopNest {
+            dims: Vec::new(),
+            unroll: 1,
+        }
     }
     /// Adds a loop inside the ones added before.
     pub fn dim(mut self, r: Range) -> Self {
@@ -178,7 +202,13 @@ impl LoopNest {
     }
 }
 
-fn nest<'f, C: Builds<'f>>(cx: &mut C, dims: &[Range], u: usize, ivs: &mut Vec<Value>, body: &mut dyn FnMut(&mut C, &[Value])) {
+fn nest<'f, C: Builds<'f>>(
+    cx: &mut C,
+    dims: &[Range],
+    u: usize,
+    ivs: &mut Vec<Value>,
+    body: &mut dyn FnMut(&mut C, &[Value]),
+) {
     match dims {
         [] => body(cx, ivs),
         [d] => for_unrolled(cx, *d, u, |cx, iv| {
@@ -229,20 +259,27 @@ mod tests {
     fn nest_with_unrolled_tail_visits_every_point_once() {
         let (i_n, j_n, k_n) = (3i64, 1i64, 7i64);
         let out = run((i_n * j_n * k_n) as usize, |b, out| {
-            LoopNest::new().dim(Range::upto(i_n)).dim(Range::upto(j_n)).dim(Range::upto(k_n)).unroll_inner(3).emit(b, |b, iv| {
-                let ij = b.ins().imul_imm_s(iv[0], j_n);
-                let ij = b.ins().iadd(ij, iv[1]);
-                let idx = b.ins().imul_imm_s(ij, k_n);
-                let idx = b.ins().iadd(idx, iv[2]);
-                let hundred = b.ins().imul_imm_s(iv[0], 100);
-                let ten = b.ins().imul_imm_s(iv[1], 10);
-                let v = b.ins().iadd(hundred, ten);
-                let v = b.ins().iadd(v, iv[2]);
-                let f = b.ins().fcvt_from_sint(types::F32, v);
-                store_at(b, out, idx, f);
-            });
+            LoopNest::new()
+                .dim(Range::upto(i_n))
+                .dim(Range::upto(j_n))
+                .dim(Range::upto(k_n))
+                .unroll_inner(3)
+                .emit(b, |b, iv| {
+                    let ij = b.ins().imul_imm_s(iv[0], j_n);
+                    let ij = b.ins().iadd(ij, iv[1]);
+                    let idx = b.ins().imul_imm_s(ij, k_n);
+                    let idx = b.ins().iadd(idx, iv[2]);
+                    let hundred = b.ins().imul_imm_s(iv[0], 100);
+                    let ten = b.ins().imul_imm_s(iv[1], 10);
+                    let v = b.ins().iadd(hundred, ten);
+                    let v = b.ins().iadd(v, iv[2]);
+                    let f = b.ins().fcvt_from_sint(types::F32, v);
+                    store_at(b, out, idx, f);
+                });
         });
-        let want: Vec<f32> = (0..i_n).flat_map(|i| (0..k_n).map(move |k| (i * 100 + k) as f32)).collect();
+        let want: Vec<f32> = (0..i_n)
+            .flat_map(|i| (0..k_n).map(move |k| (i * 100 + k) as f32))
+            .collect();
         assert_eq!(out, want);
     }
 
@@ -258,13 +295,20 @@ mod tests {
                 store_at(b, out, iv, bad);
             });
         });
-        let want: Vec<f32> = (0..10).map(|i| if i % 2 == 1 { 1.0 } else { -1.0 }).collect();
+        let want: Vec<f32> = (0..10)
+            .map(|i| if i % 2 == 1 { 1.0 } else { -1.0 })
+            .collect();
         assert_eq!(out, want);
     }
 
     #[test]
     fn fold_carries_values() {
-        for (r, want) in [(Range::upto(0), 0.0f32), (Range::upto(1), 0.0), (Range::new(0, 101, 1), 5050.0), (Range::new(3, 20, 4), 3.0 + 7.0 + 11.0 + 15.0 + 19.0)] {
+        for (r, want) in [
+            (Range::upto(0), 0.0f32),
+            (Range::upto(1), 0.0),
+            (Range::new(0, 101, 1), 5050.0),
+            (Range::new(3, 20, 4), 3.0 + 7.0 + 11.0 + 15.0 + 19.0),
+        ] {
             let out = run(2, |b, out| {
                 let z = b.ins().f32const(0.0);
                 let c = b.ins().f32const(0.0);

@@ -18,7 +18,9 @@ pub mod tile;
 use crate::error::JitError;
 use crate::ukernel::Microkernel;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Signature, UserFuncName, Value};
+use cranelift_codegen::ir::{
+    types, AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
+};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -66,7 +68,10 @@ pub struct Jit {
 }
 
 fn cg_err(kernel: &str, e: impl std::fmt::Display) -> JitError {
-    JitError::Codegen { kernel: kernel.to_string(), message: e.to_string() }
+    JitError::Codegen {
+        kernel: kernel.to_string(),
+        message: e.to_string(),
+    }
 }
 
 impl Jit {
@@ -91,9 +96,14 @@ impl Jit {
         let s1 = f32sig(&module, 1);
         let s2 = f32sig(&module, 2);
         let decl = |m: &mut JITModule, name: &str, s: &Signature| {
-            m.declare_function(name, Linkage::Import, s).map_err(|e| cg_err(name, e))
+            m.declare_function(name, Linkage::Import, s)
+                .map_err(|e| cg_err(name, e))
         };
-        let libm = [decl(&mut module, "kiln_expf", &s1)?, decl(&mut module, "kiln_logf", &s1)?, decl(&mut module, "kiln_powf", &s2)?];
+        let libm = [
+            decl(&mut module, "kiln_expf", &s1)?,
+            decl(&mut module, "kiln_logf", &s1)?,
+            decl(&mut module, "kiln_powf", &s2)?,
+        ];
         let tsig = tile_signature(&module);
         let func = decl(&mut module, uk.name, &tsig)?;
         let ctx = module.make_context();
@@ -102,7 +112,12 @@ impl Jit {
             ctx,
             fctx: FunctionBuilderContext::new(),
             checked,
-            tile: TileChoice { mr: uk.mr, nr: uk.nr, name: uk.name, func },
+            tile: TileChoice {
+                mr: uk.mr,
+                nr: uk.nr,
+                name: uk.name,
+                func,
+            },
             libm,
             kernels: Vec::new(),
         })
@@ -122,7 +137,11 @@ impl Jit {
         }
         let id = self
             .module
-            .declare_function(&format!("k{}_{}", self.kernels.len(), name), Linkage::Local, &sig)
+            .declare_function(
+                &format!("k{}_{}", self.kernels.len(), name),
+                Linkage::Local,
+                &sig,
+            )
             .map_err(|e| cg_err(name, e))?;
         self.ctx.func.signature = sig;
         self.ctx.func.name = UserFuncName::user(0, id.as_u32());
@@ -154,7 +173,9 @@ impl Jit {
             em.b.seal_all_blocks();
             em.b.finalize(self.module.target_config());
         }
-        self.module.define_function(id, &mut self.ctx).map_err(|e| cg_err(name, format!("{e:?}")))?;
+        self.module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| cg_err(name, format!("{e:?}")))?;
         self.module.clear_context(&mut self.ctx);
         self.kernels.push((name.to_string(), id));
         Ok(self.kernels.len() - 1)
@@ -162,7 +183,9 @@ impl Jit {
 
     /// Links the module and returns the entry points, in definition order.
     pub fn finish(mut self) -> Result<(JITModule, Vec<KernelFn>), JitError> {
-        self.module.finalize_definitions().map_err(|e| cg_err("module", e))?;
+        self.module
+            .finalize_definitions()
+            .map_err(|e| cg_err("module", e))?;
         let fns = self
             .kernels
             .iter()
@@ -270,7 +293,13 @@ impl Em<'_> {
     }
 
     /// `for iv in start..end (step)`, `end` a runtime value.
-    pub fn for_dyn(&mut self, start: Value, end: Value, step: i64, body: impl FnMut(&mut Self, Value)) {
+    pub fn for_dyn(
+        &mut self,
+        start: Value,
+        end: Value,
+        step: i64,
+        body: impl FnMut(&mut Self, Value),
+    ) {
         loops::for_dyn(self, start, end, step, body);
     }
     /// `for iv in start..end (step)` with constant bounds; empty ranges emit
@@ -279,8 +308,20 @@ impl Em<'_> {
         loops::for_range(self, loops::Range::new(start, end, step), body);
     }
     /// A loop carrying one f32 or f32x4 accumulator.
-    pub fn fold_c(&mut self, start: i64, end: i64, step: i64, init: Value, mut body: impl FnMut(&mut Self, Value, Value) -> Value) -> Value {
-        loops::fold_range(self, loops::Range::new(start, end, step), &[init], |em, iv, acc| vec![body(em, iv, acc[0])])[0]
+    pub fn fold_c(
+        &mut self,
+        start: i64,
+        end: i64,
+        step: i64,
+        init: Value,
+        mut body: impl FnMut(&mut Self, Value, Value) -> Value,
+    ) -> Value {
+        loops::fold_range(
+            self,
+            loops::Range::new(start, end, step),
+            &[init],
+            |em, iv, acc| vec![body(em, iv, acc[0])],
+        )[0]
     }
     /// `if cond { then }`.
     pub fn when(&mut self, cond: Value, then: impl FnOnce(&mut Self)) {
@@ -322,13 +363,18 @@ impl Em<'_> {
         let off = if self.checked {
             let (lo, hi) = range;
             let rel = self.b.ins().iadd_imm(off, -lo);
-            let ok = self.b.ins().icmp_imm(IntCC::UnsignedLessThanOrEqual, rel, hi - lo - width);
+            let ok = self
+                .b
+                .ins()
+                .icmp_imm(IntCC::UnsignedLessThanOrEqual, rel, hi - lo - width);
             let tag = self.b.ins().iconst(types::I32, self.tag as i64);
             let bad = self.b.create_block();
             let cont = self.b.create_block();
             self.b.ins().brif(ok, cont, &[], bad, &[]);
             self.b.switch_to_block(bad);
-            self.b.ins().store(MemFlagsData::trusted(), tag, self.status, 0);
+            self.b
+                .ins()
+                .store(MemFlagsData::trusted(), tag, self.status, 0);
             self.b.ins().jump(cont, &[]);
             self.b.switch_to_block(cont);
             let lo_v = self.c(lo);
@@ -386,16 +432,24 @@ impl Em<'_> {
         let kv = self.c(k);
         let ldc = self.c(nr);
         let overwrite = self.c(0);
-        self.b.ins().call(self.tile_fn, &[kv, a, b, c, ldc, overwrite]);
+        self.b
+            .ins()
+            .call(self.tile_fn, &[kv, a, b, c, ldc, overwrite]);
     }
     /// Sets the status word to `code` (a non-bounds failure such as a bad label).
     pub fn fail(&mut self, code: u32) {
         let v = self.b.ins().iconst(types::I32, code as i64);
-        self.b.ins().store(MemFlagsData::trusted(), v, self.status, 0);
+        self.b
+            .ins()
+            .store(MemFlagsData::trusted(), v, self.status, 0);
     }
     pub fn relu(&mut self, v: Value) -> Value {
         let ty = self.b.func.dfg.value_type(v);
-        let z = if ty == types::F32X4 { self.fv(0.0) } else { self.f(0.0) };
+        let z = if ty == types::F32X4 {
+            self.fv(0.0)
+        } else {
+            self.f(0.0)
+        };
         self.b.ins().fmax(v, z)
     }
     pub fn block(&mut self) -> Block {

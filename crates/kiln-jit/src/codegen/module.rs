@@ -22,7 +22,10 @@ pub struct JitModule {
 }
 
 fn cg(kernel: &str, e: impl std::fmt::Display) -> JitError {
-    JitError::Codegen { kernel: kernel.to_string(), message: e.to_string() }
+    JitError::Codegen {
+        kernel: kernel.to_string(),
+        message: e.to_string(),
+    }
 }
 
 impl JitModule {
@@ -34,7 +37,12 @@ impl JitModule {
         }
         let module = JITModule::new(jb);
         let ctx = module.make_context();
-        JitModule { module, ctx, fctx: FunctionBuilderContext::new(), defined: Vec::new() }
+        JitModule {
+            module,
+            ctx,
+            fctx: FunctionBuilderContext::new(),
+            defined: Vec::new(),
+        }
     }
 
     /// A module for the host with every Rust microkernel this CPU runs
@@ -63,7 +71,9 @@ impl JitModule {
 
     /// Declares a function that a registered symbol (or the process) provides.
     pub fn import(&mut self, name: &str, sig: &Signature) -> Result<FuncId, JitError> {
-        self.module.declare_function(name, Linkage::Import, sig).map_err(|e| cg(name, e))
+        self.module
+            .declare_function(name, Linkage::Import, sig)
+            .map_err(|e| cg(name, e))
     }
 
     /// Defines `name`: `body` gets a builder positioned in the entry block, the
@@ -76,12 +86,18 @@ impl JitModule {
         imports: &[FuncId],
         body: impl FnOnce(&mut FunctionBuilder, &[Value], &[FuncRef]) -> Result<(), JitError>,
     ) -> Result<FuncId, JitError> {
-        let id = self.module.declare_function(name, Linkage::Local, &sig).map_err(|e| cg(name, e))?;
+        let id = self
+            .module
+            .declare_function(name, Linkage::Local, &sig)
+            .map_err(|e| cg(name, e))?;
         self.ctx.func.signature = sig;
         self.ctx.func.name = UserFuncName::user(0, id.as_u32());
         {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
-            let refs: Vec<FuncRef> = imports.iter().map(|f| self.module.declare_func_in_func(*f, b.func)).collect();
+            let refs: Vec<FuncRef> = imports
+                .iter()
+                .map(|f| self.module.declare_func_in_func(*f, b.func))
+                .collect();
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
@@ -97,7 +113,10 @@ impl JitModule {
             b.seal_all_blocks();
             b.finalize(self.module.target_config());
         }
-        let r = self.module.define_function(id, &mut self.ctx).map_err(|e| cg(name, format!("{e:?}")));
+        let r = self
+            .module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| cg(name, format!("{e:?}")));
         self.module.clear_context(&mut self.ctx);
         r?;
         self.defined.push(id);
@@ -106,9 +125,18 @@ impl JitModule {
 
     /// Links everything defined and returns the code.
     pub fn finish(mut self) -> Result<JitCode, JitError> {
-        self.module.finalize_definitions().map_err(|e| cg("module", e))?;
-        let fns = self.defined.iter().map(|id| (*id, self.module.get_finalized_function(*id))).collect();
-        Ok(JitCode { fns, module: Some(self.module) })
+        self.module
+            .finalize_definitions()
+            .map_err(|e| cg("module", e))?;
+        let fns = self
+            .defined
+            .iter()
+            .map(|id| (*id, self.module.get_finalized_function(*id)))
+            .collect();
+        Ok(JitCode {
+            fns,
+            module: Some(self.module),
+        })
     }
 }
 

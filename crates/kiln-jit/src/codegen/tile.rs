@@ -32,7 +32,14 @@ pub struct TileShape {
 
 /// The shape and opt level the process-wide tile uses: the fastest of the
 /// sweep in `examples/ukernel_peak.rs` on this machine (see UKERNEL_NOTES.md).
-pub const DEFAULT: (TileShape, OptLevel) = (TileShape { mr: 4, nv: 2, unroll: 4 }, OptLevel::None);
+pub const DEFAULT: (TileShape, OptLevel) = (
+    TileShape {
+        mr: 4,
+        nv: 2,
+        unroll: 4,
+    },
+    OptLevel::None,
+);
 
 const F32X4: types::Type = types::F32X4;
 
@@ -41,7 +48,10 @@ pub fn generated() -> Result<Microkernel, JitError> {
     static TILE: OnceLock<Result<Microkernel, String>> = OnceLock::new();
     TILE.get_or_init(|| compile_tile(DEFAULT.0, DEFAULT.1).map_err(|e| e.to_string()))
         .clone()
-        .map_err(|e| JitError::Codegen { kernel: "cranelift tile".into(), message: e })
+        .map_err(|e| JitError::Codegen {
+            kernel: "cranelift tile".into(),
+            message: e,
+        })
 }
 
 fn tile_name(s: TileShape) -> &'static str {
@@ -50,7 +60,15 @@ fn tile_name(s: TileShape) -> &'static str {
     if s == DEFAULT.0 {
         "kiln_cranelift_mmm_f32x4_4x8"
     } else {
-        Box::leak(format!("kiln_cranelift_mmm_f32x4_{}x{}_u{}", s.mr, 4 * s.nv, s.unroll).into_boxed_str())
+        Box::leak(
+            format!(
+                "kiln_cranelift_mmm_f32x4_{}x{}_u{}",
+                s.mr,
+                4 * s.nv,
+                s.unroll
+            )
+            .into_boxed_str(),
+        )
     }
 }
 
@@ -58,8 +76,15 @@ fn tile_name(s: TileShape) -> &'static str {
 /// mapped for the rest of the process (a `Microkernel` is `'static`, like the
 /// Rust ones): call it a handful of times (default tile, sweeps, tests), not per model.
 pub fn compile_tile(s: TileShape, opt: OptLevel) -> Result<Microkernel, JitError> {
-    if s.mr == 0 || s.nv == 0 || s.unroll == 0 || s.mr * s.nv > 16 || 4 * s.mr * s.nv > crate::ukernel::MAX_TILE {
-        return Err(JitError::InvalidArgument(format!("generated tile shape {s:?}")));
+    if s.mr == 0
+        || s.nv == 0
+        || s.unroll == 0
+        || s.mr * s.nv > 16
+        || 4 * s.mr * s.nv > crate::ukernel::MAX_TILE
+    {
+        return Err(JitError::InvalidArgument(format!(
+            "generated tile shape {s:?}"
+        )));
     }
     let name = tile_name(s);
     let mut m = JitModule::new(host_isa(opt, cfg!(debug_assertions))?, &[]);
@@ -69,13 +94,22 @@ pub fn compile_tile(s: TileShape, opt: OptLevel) -> Result<Microkernel, JitError
         Ok(())
     })?;
     let code = m.finish()?;
-    let ptr = code.ptr(id).ok_or_else(|| JitError::Codegen { kernel: name.into(), message: "no entry point".into() })?;
+    let ptr = code.ptr(id).ok_or_else(|| JitError::Codegen {
+        kernel: name.into(),
+        message: "no entry point".into(),
+    })?;
     // SAFETY: the function was defined with `tile_signature`, six i64 params
     // and no return in the host calling convention, which is TileFn's ABI.
     let func = unsafe { std::mem::transmute::<*const u8, TileFn>(ptr) };
     // Never freed: `func` must stay valid for as long as a Microkernel can be copied around.
     std::mem::forget(code);
-    Ok(Microkernel { name, isa: Isa::Cranelift, mr: s.mr, nr: 4 * s.nv, func })
+    Ok(Microkernel {
+        name,
+        isa: Isa::Cranelift,
+        mr: s.mr,
+        nr: 4 * s.nv,
+        func,
+    })
 }
 
 /// Emits the body: `p` = (k, a, b, c, ldc, accumulate).
@@ -84,15 +118,25 @@ fn emit(b: &mut FunctionBuilder, s: TileShape, p: &[Value]) {
     let nr = 4 * nv;
     let nacc = mr * nv;
     let (k, a, bp, c, ldc, accumulate) = (p[0], p[1], p[2], p[3], p[4], p[5]);
-    let ld = MemFlagsData::new().with_notrap().with_readonly().with_can_move();
+    let ld = MemFlagsData::new()
+        .with_notrap()
+        .with_readonly()
+        .with_can_move();
     let zero = b.ins().f32const(0.0);
     let zv = b.ins().splat(F32X4, zero);
 
     // One K step at element offset `step` of the current panel pointers.
     let step = |b: &mut FunctionBuilder, ap: Value, bq: Value, step: usize, acc: &mut [Value]| {
-        let bv: Vec<Value> = (0..nv).map(|v| b.ins().load(F32X4, ld, bq, ((step * nr + 4 * v) * 4) as i32)).collect();
+        let bv: Vec<Value> = (0..nv)
+            .map(|v| {
+                b.ins()
+                    .load(F32X4, ld, bq, ((step * nr + 4 * v) * 4) as i32)
+            })
+            .collect();
         for r in 0..mr {
-            let x = b.ins().load(types::F32, ld, ap, ((step * mr + r) * 4) as i32);
+            let x = b
+                .ins()
+                .load(types::F32, ld, ap, ((step * mr + r) * 4) as i32);
             let xs = b.ins().splat(F32X4, x);
             for v in 0..nv {
                 acc[r * nv + v] = b.ins().fma(xs, bv[v], acc[r * nv + v]);
@@ -115,11 +159,19 @@ fn emit(b: &mut FunctionBuilder, s: TileShape, p: &[Value]) {
         for _ in 0..nacc {
             b.append_block_param(exit, F32X4);
         }
-        let args: Vec<BlockArg> = [init[0], init[1], n].into_iter().chain(init[2..].iter().copied()).map(BlockArg::from).collect();
+        let args: Vec<BlockArg> = [init[0], init[1], n]
+            .into_iter()
+            .chain(init[2..].iter().copied())
+            .map(BlockArg::from)
+            .collect();
         b.ins().jump(header, &args);
         b.switch_to_block(header);
         let hp = b.block_params(header).to_vec();
-        let exit_args: Vec<BlockArg> = [hp[0], hp[1]].into_iter().chain(hp[3..].iter().copied()).map(BlockArg::from).collect();
+        let exit_args: Vec<BlockArg> = [hp[0], hp[1]]
+            .into_iter()
+            .chain(hp[3..].iter().copied())
+            .map(BlockArg::from)
+            .collect();
         b.ins().brif(hp[2], body, &[], exit, &exit_args);
         b.switch_to_block(body);
         let mut acc = hp[3..].to_vec();
@@ -129,13 +181,20 @@ fn emit(b: &mut FunctionBuilder, s: TileShape, p: &[Value]) {
         let an = b.ins().iadd_imm_s(hp[0], (per * mr * 4) as i64);
         let bn = b.ins().iadd_imm_s(hp[1], (per * nr * 4) as i64);
         let kn = b.ins().iadd_imm_s(hp[2], -1);
-        let args: Vec<BlockArg> = [an, bn, kn].into_iter().chain(acc).map(BlockArg::from).collect();
+        let args: Vec<BlockArg> = [an, bn, kn]
+            .into_iter()
+            .chain(acc)
+            .map(BlockArg::from)
+            .collect();
         b.ins().jump(header, &args);
         b.switch_to_block(exit);
         b.block_params(exit).to_vec()
     };
 
-    let init: Vec<Value> = [a, bp].into_iter().chain(std::iter::repeat_n(zv, nacc)).collect();
+    let init: Vec<Value> = [a, bp]
+        .into_iter()
+        .chain(std::iter::repeat_n(zv, nacc))
+        .collect();
     let mut state = init;
     if u > 1 {
         // k = u * main + rest: the unrolled loop, then single steps.

@@ -10,7 +10,14 @@ const NR: usize = 16;
 /// The CPU has AVX2 and FMA; `a` holds `k * 6` floats, `b` `k * 16`, and `c`
 /// is valid for `5 * ldc + 16` floats with `ldc >= 16`.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe extern "C" fn avx2_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, accumulate: usize) {
+pub unsafe extern "C" fn avx2_6x16(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: usize,
+) {
     let mut acc = [_mm256_setzero_ps(); 2 * MR];
     for p in 0..k {
         // SAFETY: p < k, so b[p * 16 ..][..16] and a[p * 6 ..][..6] are inside the panels.

@@ -11,7 +11,14 @@ const NR: usize = 32;
 /// The CPU has AVX-512F; `a` holds `k * 14` floats, `b` `k * 32`, and `c` is
 /// valid for `13 * ldc + 32` floats with `ldc >= 32`.
 #[target_feature(enable = "avx512f")]
-pub unsafe extern "C" fn avx512_14x32(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, accumulate: usize) {
+pub unsafe extern "C" fn avx512_14x32(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: usize,
+) {
     let mut acc = [_mm512_setzero_ps(); 2 * MR];
     for p in 0..k {
         // SAFETY: p < k, so b[p * 32 .. p * 32 + 32] and a[p * 14 .. p * 14 + 14]

@@ -33,8 +33,18 @@ impl Epilogue<'_> {
     pub fn check(&self, m: usize, n: usize) -> Result<(), JitError> {
         let bad = |s: String| Err(JitError::InvalidArgument(s));
         match self.bias {
-            Bias::PerRow(b) if b.len() < m => return bad(format!("per-row bias has {} values, C has {m} rows", b.len())),
-            Bias::PerCol(b) if b.len() < n => return bad(format!("per-column bias has {} values, C has {n} columns", b.len())),
+            Bias::PerRow(b) if b.len() < m => {
+                return bad(format!(
+                    "per-row bias has {} values, C has {m} rows",
+                    b.len()
+                ))
+            }
+            Bias::PerCol(b) if b.len() < n => {
+                return bad(format!(
+                    "per-column bias has {} values, C has {n} columns",
+                    b.len()
+                ))
+            }
             _ => {}
         }
         if let Some((r, ld)) = self.residual {
@@ -44,7 +54,10 @@ impl Epilogue<'_> {
                 }
                 let need = (m - 1).checked_mul(ld).and_then(|x| x.checked_add(n));
                 if need.is_none_or(|need| r.len() < need) {
-                    return bad(format!("residual has {} floats, a {m}x{n} C with ld {ld} needs more", r.len()));
+                    return bad(format!(
+                        "residual has {} floats, a {m}x{n} C with ld {ld} needs more",
+                        r.len()
+                    ));
                 }
             }
         }
@@ -54,7 +67,15 @@ impl Epilogue<'_> {
     /// Applies the epilogue to the `rows x cols` window of C at `(i0, j0)`;
     /// `c` starts at that window's first element and has row stride `ldc`.
     /// Operands were checked by [`Epilogue::check`] for the whole C.
-    pub(crate) fn apply(&self, c: &mut [f32], ldc: usize, i0: usize, j0: usize, rows: usize, cols: usize) {
+    pub(crate) fn apply(
+        &self,
+        c: &mut [f32],
+        ldc: usize,
+        i0: usize,
+        j0: usize,
+        rows: usize,
+        cols: usize,
+    ) {
         if self.is_identity() {
             return;
         }
@@ -64,15 +85,21 @@ impl Epilogue<'_> {
             match self.bias {
                 Bias::None => {}
                 Bias::PerRow(b) => row.iter_mut().for_each(|x| *x += b[i]),
-                Bias::PerCol(b) => row.iter_mut().zip(&b[j0..j0 + cols]).for_each(|(x, b)| *x += b),
+                Bias::PerCol(b) => row
+                    .iter_mut()
+                    .zip(&b[j0..j0 + cols])
+                    .for_each(|(x, b)| *x += b),
             }
             if let Some((res, ld)) = self.residual {
                 let s = i * ld + j0;
-                row.iter_mut().zip(&res[s..s + cols]).for_each(|(x, y)| *x += y);
+                row.iter_mut()
+                    .zip(&res[s..s + cols])
+                    .for_each(|(x, y)| *x += y);
             }
             if self.relu {
                 // NaN passes through, as in the interpreter (and PyTorch).
-                row.iter_mut().for_each(|x| *x = if *x > 0.0 || x.is_nan() { *x } else { 0.0 });
+                row.iter_mut()
+                    .for_each(|x| *x = if *x > 0.0 || x.is_nan() { *x } else { 0.0 });
             }
         }
     }

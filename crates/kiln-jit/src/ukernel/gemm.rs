@@ -30,7 +30,11 @@ impl Blocking {
         let kc = (32 * 1024 / (4 * uk.nr)).clamp(64, 512);
         let mc = (512 * 1024 / (4 * kc)).div_ceil(uk.mr) * uk.mr;
         let nc = (8 << 20) / (4 * kc) / uk.nr * uk.nr;
-        Blocking { mc, kc, nc: nc.max(uk.nr) }
+        Blocking {
+            mc,
+            kc,
+            nc: nc.max(uk.nr),
+        }
     }
 }
 
@@ -46,13 +50,29 @@ pub struct Gemm<'a> {
 /// `C[m x n] (+)= A[m x k] * B[k x n]`, row-major with leading dimensions
 /// `lda`, `ldb`, `ldc`, on the best microkernel of this CPU, one thread.
 #[allow(clippy::too_many_arguments)]
-pub fn sgemm(m: usize, n: usize, k: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, accumulate: bool) -> Result<(), JitError> {
+pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) -> Result<(), JitError> {
     Gemm::new(best()).run(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
 }
 
 impl<'a> Gemm<'a> {
     pub fn new(kernel: Microkernel) -> Gemm<'a> {
-        Gemm { kernel, blocking: Blocking::for_kernel(&kernel), epilogue: Epilogue::default(), parts: 1 }
+        Gemm {
+            kernel,
+            blocking: Blocking::for_kernel(&kernel),
+            epilogue: Epilogue::default(),
+            parts: 1,
+        }
     }
     pub fn blocking(mut self, b: Blocking) -> Self {
         self.blocking = b;
@@ -71,7 +91,19 @@ impl<'a> Gemm<'a> {
 
     /// Row-major operands, as [`sgemm`].
     #[allow(clippy::too_many_arguments)]
-    pub fn run(&self, m: usize, n: usize, k: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, accumulate: bool) -> Result<(), JitError> {
+    pub fn run(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) -> Result<(), JitError> {
         let a = MatRef::row_major(a, m, k, lda)?;
         let b = MatRef::row_major(b, k, n, ldb)?;
         self.run_views(a, b, c, ldc, accumulate)
@@ -79,25 +111,49 @@ impl<'a> Gemm<'a> {
 
     /// Strided operands (a transposed A or B is a view with swapped strides);
     /// C is row-major with leading dimension `ldc`.
-    pub fn run_views(&self, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], ldc: usize, accumulate: bool) -> Result<(), JitError> {
+    pub fn run_views(
+        &self,
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) -> Result<(), JitError> {
         let (m, k, n) = (a.rows(), a.cols(), b.cols());
         if b.rows() != k {
-            return Err(JitError::InvalidArgument(format!("A is {m}x{k} but B has {} rows", b.rows())));
+            return Err(JitError::InvalidArgument(format!(
+                "A is {m}x{k} but B has {} rows",
+                b.rows()
+            )));
         }
         let uk = &self.kernel;
         let Blocking { mc, kc, nc } = self.blocking;
-        if uk.mr == 0 || uk.nr == 0 || uk.mr * uk.nr > super::MAX_TILE || mc == 0 || kc == 0 || nc == 0 {
-            return Err(JitError::InvalidArgument(format!("tile {}x{} with blocking {:?}", uk.mr, uk.nr, self.blocking)));
+        if uk.mr == 0
+            || uk.nr == 0
+            || uk.mr * uk.nr > super::MAX_TILE
+            || mc == 0
+            || kc == 0
+            || nc == 0
+        {
+            return Err(JitError::InvalidArgument(format!(
+                "tile {}x{} with blocking {:?}",
+                uk.mr, uk.nr, self.blocking
+            )));
         }
         if m == 0 || n == 0 {
             return Ok(());
         }
         if ldc < n {
-            return Err(JitError::InvalidArgument(format!("ldc {ldc} < {n} columns")));
+            return Err(JitError::InvalidArgument(format!(
+                "ldc {ldc} < {n} columns"
+            )));
         }
         let need = (m - 1).checked_mul(ldc).and_then(|x| x.checked_add(n));
         if need.is_none_or(|need| c.len() < need) {
-            return Err(JitError::InvalidArgument(format!("C has {} floats, a {m}x{n} matrix with ldc {ldc} needs more", c.len())));
+            return Err(JitError::InvalidArgument(format!(
+                "C has {} floats, a {m}x{n} matrix with ldc {ldc} needs more",
+                c.len()
+            )));
         }
         self.epilogue.check(m, n)?;
         let band = m.div_ceil(self.parts).div_ceil(uk.mr) * uk.mr;
@@ -106,12 +162,22 @@ impl<'a> Gemm<'a> {
         }
         c.par_chunks_mut(band * ldc)
             .zip((0..m).step_by(band).collect::<Vec<_>>())
-            .try_for_each(|(cb, i0)| self.serial(a.block(i0, 0, band, k), b, cb, ldc, i0, accumulate))
+            .try_for_each(|(cb, i0)| {
+                self.serial(a.block(i0, 0, band, k), b, cb, ldc, i0, accumulate)
+            })
     }
 
     /// The blocked loop nest over `a` (rows `i_base..` of the whole C) and `c`
     /// (starting at that band's first row); all operands were checked by `run_views`.
-    fn serial(&self, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], ldc: usize, i_base: usize, accumulate: bool) -> Result<(), JitError> {
+    fn serial(
+        &self,
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        c: &mut [f32],
+        ldc: usize,
+        i_base: usize,
+        accumulate: bool,
+    ) -> Result<(), JitError> {
         let (m, k, n) = (a.rows(), a.cols(), b.cols());
         let uk = &self.kernel;
         let (mr, nr) = (uk.mr, uk.nr);
@@ -139,7 +205,17 @@ impl<'a> Gemm<'a> {
 
     /// The loop nest proper, with packing buffers of the sizes `serial` computed.
     #[allow(clippy::too_many_arguments)]
-    fn blocked(&self, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], ldc: usize, i_base: usize, accumulate: bool, apack: &mut [f32], bpack: &mut [f32]) -> Result<(), JitError> {
+    fn blocked(
+        &self,
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        c: &mut [f32],
+        ldc: usize,
+        i_base: usize,
+        accumulate: bool,
+        apack: &mut [f32],
+        bpack: &mut [f32],
+    ) -> Result<(), JitError> {
         let (m, k, n) = (a.rows(), a.cols(), b.cols());
         let uk = &self.kernel;
         let (mr, nr) = (uk.mr, uk.nr);
@@ -168,11 +244,24 @@ impl<'a> Gemm<'a> {
                                 // SAFETY: ap and bp are whole kb-deep panels (sliced above), and
                                 // win covers exactly the (mr - 1) * ldc + nr floats the tile
                                 // writes, ldc >= n >= nr; the kernel's ISA was checked when it was made.
-                                unsafe { uk.run(kb, ap.as_ptr(), bp.as_ptr(), win.as_mut_ptr(), ldc, acc) };
+                                unsafe {
+                                    uk.run(kb, ap.as_ptr(), bp.as_ptr(), win.as_mut_ptr(), ldc, acc)
+                                };
                             } else {
                                 // SAFETY: as above, with win covering the (mm - 1) * ldc + nn
                                 // floats of the partial tile.
-                                unsafe { uk.run_partial(kb, ap.as_ptr(), bp.as_ptr(), win.as_mut_ptr(), ldc, mm, nn, acc) };
+                                unsafe {
+                                    uk.run_partial(
+                                        kb,
+                                        ap.as_ptr(),
+                                        bp.as_ptr(),
+                                        win.as_mut_ptr(),
+                                        ldc,
+                                        mm,
+                                        nn,
+                                        acc,
+                                    )
+                                };
                             }
                             if last {
                                 self.epilogue.apply(win, ldc, i_base + i, j, mm, nn);

@@ -89,7 +89,15 @@ impl Microkernel {
     /// writes of `(mr - 1) * ldc + nr` floats, with `ldc >= nr`; the CPU has
     /// this kernel's ISA (guaranteed for kernels from [`kernel`] / [`available`]).
     #[inline]
-    pub unsafe fn run(&self, k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, accumulate: bool) {
+    pub unsafe fn run(
+        &self,
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
         // SAFETY: forwarded from this function's contract.
         unsafe { (self.func)(k, a, b, c, ldc, accumulate as usize) }
     }
@@ -100,7 +108,17 @@ impl Microkernel {
     /// # Safety
     /// As [`Microkernel::run`], except that `c` need only be valid for
     /// `(m - 1) * ldc + n` floats (`m, n > 0`).
-    pub unsafe fn run_partial(&self, k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, m: usize, n: usize, accumulate: bool) {
+    pub unsafe fn run_partial(
+        &self,
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        m: usize,
+        n: usize,
+        accumulate: bool,
+    ) {
         debug_assert!(m <= self.mr && n <= self.nr && self.mr * self.nr <= MAX_TILE);
         let mut buf = TileBuf([0.0; MAX_TILE]);
         // SAFETY: buf holds mr * nr <= MAX_TILE floats, the row stride is nr;

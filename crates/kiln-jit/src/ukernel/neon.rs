@@ -12,7 +12,14 @@ const NR: usize = 8;
 /// `a` holds `k * 8` floats, `b` `k * 8`, and `c` is valid for `7 * ldc + 8`
 /// floats with `ldc >= 8` (NEON is baseline on aarch64).
 #[target_feature(enable = "neon")]
-pub unsafe extern "C" fn neon_8x8(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, accumulate: usize) {
+pub unsafe extern "C" fn neon_8x8(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: usize,
+) {
     let mut acc = [vdupq_n_f32(0.0); 2 * MR];
     for p in 0..k {
         // SAFETY: p < k, so a[p * 8 ..][..8] and b[p * 8 ..][..8] are inside the panels.

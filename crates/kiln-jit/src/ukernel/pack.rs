@@ -17,12 +17,22 @@ pub struct MatRef<'a> {
 
 impl<'a> MatRef<'a> {
     /// A `rows x cols` view with row stride `rs` and column stride `cs`.
-    pub fn new(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Result<MatRef<'a>, JitError> {
+    pub fn new(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        cs: usize,
+    ) -> Result<MatRef<'a>, JitError> {
         if rows > 0 && cols > 0 {
             let last = (rows - 1)
                 .checked_mul(rs)
                 .and_then(|x| (cols - 1).checked_mul(cs).and_then(|y| x.checked_add(y)))
-                .ok_or_else(|| JitError::InvalidArgument(format!("a {rows}x{cols} matrix with strides ({rs}, {cs}) overflows")))?;
+                .ok_or_else(|| {
+                    JitError::InvalidArgument(format!(
+                        "a {rows}x{cols} matrix with strides ({rs}, {cs}) overflows"
+                    ))
+                })?;
             if last >= data.len() {
                 return Err(JitError::InvalidArgument(format!(
                     "a {rows}x{cols} matrix with strides ({rs}, {cs}) needs {} floats, the slice has {}",
@@ -31,13 +41,26 @@ impl<'a> MatRef<'a> {
                 )));
             }
         }
-        Ok(MatRef { data, rows, cols, rs, cs })
+        Ok(MatRef {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        })
     }
 
     /// A row-major `rows x cols` view with leading dimension `ld >= cols`.
-    pub fn row_major(data: &'a [f32], rows: usize, cols: usize, ld: usize) -> Result<MatRef<'a>, JitError> {
+    pub fn row_major(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        ld: usize,
+    ) -> Result<MatRef<'a>, JitError> {
         if ld < cols {
-            return Err(JitError::InvalidArgument(format!("leading dimension {ld} < {cols} columns")));
+            return Err(JitError::InvalidArgument(format!(
+                "leading dimension {ld} < {cols} columns"
+            )));
         }
         MatRef::new(data, rows, cols, ld, 1)
     }
@@ -53,9 +76,19 @@ impl<'a> MatRef<'a> {
     pub fn block(&self, i0: usize, j0: usize, rows: usize, cols: usize) -> MatRef<'a> {
         let rows = rows.min(self.rows.saturating_sub(i0));
         let cols = cols.min(self.cols.saturating_sub(j0));
-        let data = if rows > 0 && cols > 0 { &self.data[i0 * self.rs + j0 * self.cs..] } else { &[] };
+        let data = if rows > 0 && cols > 0 {
+            &self.data[i0 * self.rs + j0 * self.cs..]
+        } else {
+            &[]
+        };
         // Inside the checked parent view, so every element of the block is inside `data`.
-        MatRef { data, rows, cols, rs: self.rs, cs: self.cs }
+        MatRef {
+            data,
+            rows,
+            cols,
+            rs: self.rs,
+            cs: self.cs,
+        }
     }
 
     #[inline]
@@ -75,7 +108,9 @@ pub fn packed_b_len(nr: usize, k: usize, n: usize) -> usize {
 }
 
 fn short(what: &str, need: usize, have: usize) -> JitError {
-    JitError::InvalidArgument(format!("{what} buffer holds {have} floats, packing needs {need}"))
+    JitError::InvalidArgument(format!(
+        "{what} buffer holds {have} floats, packing needs {need}"
+    ))
 }
 
 /// Packs `a` (`m x k`) into `ceil(m / mr)` panels: panel `i` starts at

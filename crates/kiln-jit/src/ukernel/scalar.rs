@@ -7,9 +7,21 @@ const NR: usize = 8;
 /// # Safety
 /// `a` holds `k * 4` floats, `b` `k * 8`, and `c` is valid for `3 * ldc + 8`
 /// floats with `ldc >= 8`.
-pub unsafe extern "C" fn scalar_4x8(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, accumulate: usize) {
+pub unsafe extern "C" fn scalar_4x8(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: usize,
+) {
     // SAFETY: the caller guarantees the panel lengths.
-    let (a, b) = unsafe { (std::slice::from_raw_parts(a, k * MR), std::slice::from_raw_parts(b, k * NR)) };
+    let (a, b) = unsafe {
+        (
+            std::slice::from_raw_parts(a, k * MR),
+            std::slice::from_raw_parts(b, k * NR),
+        )
+    };
     let mut acc = [[0.0f32; NR]; MR];
     // Plain mul + add, not mul_add: without a compile-time FMA feature
     // mul_add is a libm call per element.

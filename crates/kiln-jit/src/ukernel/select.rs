@@ -24,7 +24,13 @@ pub enum Isa {
 
 impl Isa {
     /// Fastest first: the order [`best`] picks in.
-    pub const ALL: [Isa; 5] = [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Cranelift, Isa::Scalar];
+    pub const ALL: [Isa; 5] = [
+        Isa::Avx512,
+        Isa::Avx2,
+        Isa::Neon,
+        Isa::Cranelift,
+        Isa::Scalar,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -41,7 +47,10 @@ impl Isa {
         match self {
             Isa::Scalar | Isa::Cranelift => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
             #[cfg(target_arch = "aarch64")]
@@ -79,11 +88,29 @@ pub fn kernel(isa: Isa) -> Result<Microkernel, JitError> {
         Isa::Scalar => Ok(scalar()),
         Isa::Cranelift => crate::codegen::tile::generated(),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Ok(Microkernel { name: "kiln_avx2_mmm_f32_6x16", isa, mr: 6, nr: 16, func: super::avx2::avx2_6x16 }),
+        Isa::Avx2 => Ok(Microkernel {
+            name: "kiln_avx2_mmm_f32_6x16",
+            isa,
+            mr: 6,
+            nr: 16,
+            func: super::avx2::avx2_6x16,
+        }),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Ok(Microkernel { name: "kiln_avx512_mmm_f32_14x32", isa, mr: 14, nr: 32, func: super::avx512::avx512_14x32 }),
+        Isa::Avx512 => Ok(Microkernel {
+            name: "kiln_avx512_mmm_f32_14x32",
+            isa,
+            mr: 14,
+            nr: 32,
+            func: super::avx512::avx512_14x32,
+        }),
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => Ok(Microkernel { name: "kiln_neon_mmm_f32_8x8", isa, mr: 8, nr: 8, func: super::neon::neon_8x8 }),
+        Isa::Neon => Ok(Microkernel {
+            name: "kiln_neon_mmm_f32_8x8",
+            isa,
+            mr: 8,
+            nr: 8,
+            func: super::neon::neon_8x8,
+        }),
         #[allow(unreachable_patterns)]
         _ => Err(JitError::IsaUnavailable(isa.name())),
     }
@@ -91,13 +118,22 @@ pub fn kernel(isa: Isa) -> Result<Microkernel, JitError> {
 
 /// The portable scalar tile (4x8), the fallback of every other.
 pub fn scalar() -> Microkernel {
-    Microkernel { name: "kiln_scalar_mmm_f32_4x8", isa: Isa::Scalar, mr: 4, nr: 8, func: scalar_4x8 }
+    Microkernel {
+        name: "kiln_scalar_mmm_f32_4x8",
+        isa: Isa::Scalar,
+        mr: 4,
+        nr: 8,
+        func: scalar_4x8,
+    }
 }
 
 /// Every kernel this CPU runs, best first (scalar always last; the generated
 /// tile is compiled on first use and left out if that fails).
 pub fn available() -> Vec<Microkernel> {
-    Isa::ALL.into_iter().filter_map(|i| kernel(i).ok()).collect()
+    Isa::ALL
+        .into_iter()
+        .filter_map(|i| kernel(i).ok())
+        .collect()
 }
 
 /// The best kernel this CPU runs: AVX-512F, AVX2+FMA, NEON, the generated

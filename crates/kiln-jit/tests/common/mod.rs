@@ -21,12 +21,19 @@ pub fn inputs_for(g: &Graph, seed: u64) -> Vec<Tensor> {
     g.inputs()
         .iter()
         .enumerate()
-        .map(|(i, (_, _, ty))| Tensor { shape: ty.shape.clone(), data: values(ty.elements(), seed + i as u64) })
+        .map(|(i, (_, _, ty))| Tensor {
+            shape: ty.shape.clone(),
+            data: values(ty.elements(), seed + i as u64),
+        })
         .collect()
 }
 
 pub fn named(g: &Graph, inputs: &[Tensor]) -> Vec<(String, Tensor)> {
-    g.inputs().iter().zip(inputs).map(|((_, n, _), t)| (n.to_string(), t.clone())).collect()
+    g.inputs()
+        .iter()
+        .zip(inputs)
+        .map(|((_, n, _), t)| (n.to_string(), t.clone()))
+        .collect()
 }
 
 /// Largest |a - b| over the largest |b| (relative to the reference's magnitude).
@@ -37,8 +44,16 @@ pub fn rel_err(found: &[Tensor], want: &[Tensor]) -> f32 {
         assert_eq!(f.shape, w.shape, "output shape");
         // an absolute floor: a loss of exactly 0 (one class) is only rounding noise
         let scale = w.max_abs().max(1e-3);
-        let d = f.data.iter().zip(&w.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(!f.data.iter().any(|x| x.is_nan()) || w.data.iter().any(|x| x.is_nan()), "NaN in the JIT output");
+        let d = f
+            .data
+            .iter()
+            .zip(&w.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            !f.data.iter().any(|x| x.is_nan()) || w.data.iter().any(|x| x.is_nan()),
+            "NaN in the JIT output"
+        );
         worst = worst.max(d / scale);
     }
     worst
@@ -49,9 +64,19 @@ pub fn check_graph(g: &Graph, params: &ParamStore, tol: f32, what: &str) {
     let inputs = inputs_for(g, 7);
     let want = kiln_interp::run(g, params, &named(g, &inputs)[..]).expect("interpreter");
     for uk in [Ukernels::Auto, Ukernels::Off] {
-        let m = compile(g, params, &Options { threads: 2, ukernels: uk, checked: false })
-            .unwrap_or_else(|e| panic!("{what}: compile ({uk:?}): {e}"));
-        let got = m.run(&inputs).unwrap_or_else(|e| panic!("{what}: run ({uk:?}): {e}"));
+        let m = compile(
+            g,
+            params,
+            &Options {
+                threads: 2,
+                ukernels: uk,
+                checked: false,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{what}: compile ({uk:?}): {e}"));
+        let got = m
+            .run(&inputs)
+            .unwrap_or_else(|e| panic!("{what}: run ({uk:?}): {e}"));
         let e = rel_err(&got, &want);
         assert!(e <= tol, "{what} ({uk:?}): relative error {e:e} > {tol:e}");
     }

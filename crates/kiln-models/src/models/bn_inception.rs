@@ -43,8 +43,18 @@ pub struct Module {
     pub pool: PoolBranch,
 }
 
-const fn m(ch1x1: usize, ch3x3: (usize, usize), double3x3: (usize, usize), pool: PoolBranch) -> Module {
-    Module { ch1x1, ch3x3, double3x3, pool }
+const fn m(
+    ch1x1: usize,
+    ch3x3: (usize, usize),
+    double3x3: (usize, usize),
+    pool: PoolBranch,
+) -> Module {
+    Module {
+        ch1x1,
+        ch3x3,
+        double3x3,
+        pool,
+    }
 }
 
 use PoolBranch::{Avg, Max, PassThrough};
@@ -91,12 +101,37 @@ pub fn module(b: &mut GraphBuilder, prefix: &str, x: Value, m: Module) -> Result
     }
     let mut branches = Vec::with_capacity(4);
     if m.ch1x1 > 0 {
-        branches.push(conv_bn_relu(b, &format!("{prefix}_1x1"), x, Conv::new(m.ch1x1, 1))?);
+        branches.push(conv_bn_relu(
+            b,
+            &format!("{prefix}_1x1"),
+            x,
+            Conv::new(m.ch1x1, 1),
+        )?);
     }
-    let y = conv_bn_relu(b, &format!("{prefix}_3x3_reduce"), x, Conv::new(m.ch3x3.0, 1))?;
-    branches.push(conv_bn_relu(b, &format!("{prefix}_3x3"), y, Conv::new(m.ch3x3.1, 3).stride(stride).pad(1))?);
-    let y = conv_bn_relu(b, &format!("{prefix}_double_3x3_reduce"), x, Conv::new(m.double3x3.0, 1))?;
-    let y = conv_bn_relu(b, &format!("{prefix}_double_3x3_1"), y, Conv::new(m.double3x3.1, 3).pad(1))?;
+    let y = conv_bn_relu(
+        b,
+        &format!("{prefix}_3x3_reduce"),
+        x,
+        Conv::new(m.ch3x3.0, 1),
+    )?;
+    branches.push(conv_bn_relu(
+        b,
+        &format!("{prefix}_3x3"),
+        y,
+        Conv::new(m.ch3x3.1, 3).stride(stride).pad(1),
+    )?);
+    let y = conv_bn_relu(
+        b,
+        &format!("{prefix}_double_3x3_reduce"),
+        x,
+        Conv::new(m.double3x3.0, 1),
+    )?;
+    let y = conv_bn_relu(
+        b,
+        &format!("{prefix}_double_3x3_1"),
+        y,
+        Conv::new(m.double3x3.1, 3).pad(1),
+    )?;
     let d = Conv::new(m.double3x3.1, 3).stride(stride).pad(1);
     branches.push(conv_bn_relu(b, &format!("{prefix}_double_3x3_2"), y, d)?);
     let proj = |b: &mut GraphBuilder, y: Value, width: usize| {

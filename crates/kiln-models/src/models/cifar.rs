@@ -16,7 +16,12 @@ const EPS: f32 = 1e-5;
 /// Option A of the ResNet paper: the identity, or, where the shape changes,
 /// `x[:, :, ::stride, ::stride]` zero-padded to `out` channels (half the new
 /// channels before, half after, as akamaster's `LambdaLayer` pads). No parameters.
-pub fn option_a_shortcut(b: &mut GraphBuilder, x: Value, out: usize, stride: usize) -> Result<Value> {
+pub fn option_a_shortcut(
+    b: &mut GraphBuilder,
+    x: Value,
+    out: usize,
+    stride: usize,
+) -> Result<Value> {
     let shape = b.shape(x)?;
     let cin = b.channels(x)?;
     if stride == 1 && cin == out {
@@ -66,7 +71,13 @@ pub fn resnet_cifar(name: &str, cfg: &Config, n: usize) -> Result<Graph> {
 /// The Wide ResNet block: `bn1`, ReLU, `conv1` 3x3 (the stride), `bn2`,
 /// ReLU, dropout, `conv2` 3x3; the shortcut is the identity or, where the
 /// shape changes, a 1x1 `shortcut` conv of the activated input.
-pub fn wide_block(b: &mut GraphBuilder, x: Value, planes: usize, stride: usize, dropout: f32) -> Result<Value> {
+pub fn wide_block(
+    b: &mut GraphBuilder,
+    x: Value,
+    planes: usize,
+    stride: usize,
+    dropout: f32,
+) -> Result<Value> {
     let same = stride == 1 && b.channels(x)? == planes;
     let a = b.bn("bn1", x, EPS)?;
     let a = b.relu(a)?;
@@ -75,7 +86,11 @@ pub fn wide_block(b: &mut GraphBuilder, x: Value, planes: usize, stride: usize, 
     let y = b.relu(y)?;
     let y = b.dropout(y, dropout)?;
     let y = b.conv("conv2", y, Conv::new(planes, 3).pad(1))?;
-    let shortcut = if same { x } else { b.conv("shortcut", a, Conv::new(planes, 1).stride(stride))? };
+    let shortcut = if same {
+        x
+    } else {
+        b.conv("shortcut", a, Conv::new(planes, 1).stride(stride))?
+    };
     b.add(y, shortcut)
 }
 

@@ -31,8 +31,22 @@ pub struct InceptionWidths {
     pub pool_proj: usize,
 }
 
-const fn w(ch1x1: usize, ch3x3red: usize, ch3x3: usize, ch5x5red: usize, ch5x5: usize, pool_proj: usize) -> InceptionWidths {
-    InceptionWidths { ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj }
+const fn w(
+    ch1x1: usize,
+    ch3x3red: usize,
+    ch3x3: usize,
+    ch5x5red: usize,
+    ch5x5: usize,
+    pool_proj: usize,
+) -> InceptionWidths {
+    InceptionWidths {
+        ch1x1,
+        ch3x3red,
+        ch3x3,
+        ch5x5red,
+        ch5x5,
+        pool_proj,
+    }
 }
 
 /// Modules 3a-5b of table 1.
@@ -50,7 +64,13 @@ pub const MODULES: [(&str, InceptionWidths); 9] = [
 
 /// A conv then ReLU, with torchvision's `BasicConv2d` (`<name>.conv`, no bias,
 /// then `<name>.bn`) or the paper's biased conv `<name>`.
-fn conv_relu(b: &mut GraphBuilder, variant: Variant, name: &str, x: Value, c: Conv) -> Result<Value> {
+fn conv_relu(
+    b: &mut GraphBuilder,
+    variant: Variant,
+    name: &str,
+    x: Value,
+    c: Conv,
+) -> Result<Value> {
     let y = match variant {
         Variant::Torchvision => {
             let mut s = b.scope(name);
@@ -65,7 +85,12 @@ fn conv_relu(b: &mut GraphBuilder, variant: Variant, name: &str, x: Value, c: Co
 /// One inception module in the current scope: `branch1` (1x1), `branch2`
 /// (1x1 reduce, 3x3), `branch3` (1x1 reduce, then a 3x3 in torchvision, a
 /// 5x5 in the paper), `branch4` (3x3/1 max pool, 1x1 projection), concatenated.
-pub fn inception(b: &mut GraphBuilder, variant: Variant, x: Value, w: InceptionWidths) -> Result<Value> {
+pub fn inception(
+    b: &mut GraphBuilder,
+    variant: Variant,
+    x: Value,
+    w: InceptionWidths,
+) -> Result<Value> {
     let b1 = conv_relu(b, variant, "branch1", x, Conv::new(w.ch1x1, 1))?;
     let b2 = {
         let mut s = b.scope("branch2");
@@ -76,7 +101,11 @@ pub fn inception(b: &mut GraphBuilder, variant: Variant, x: Value, w: InceptionW
         let mut s = b.scope("branch3");
         let y = conv_relu(&mut s, variant, "0", x, Conv::new(w.ch5x5red, 1))?;
         // torchvision's well-known 3x3 here ("kernel_size=3 instead of 5 is a known bug").
-        let k = if variant == Variant::Torchvision { 3 } else { 5 };
+        let k = if variant == Variant::Torchvision {
+            3
+        } else {
+            5
+        };
         conv_relu(&mut s, variant, "1", y, Conv::new(w.ch5x5, k).same())?
     };
     let b4 = {
@@ -110,7 +139,13 @@ pub fn googlenet(name: &str, cfg: &Config, variant: Variant) -> Result<Graph> {
     let paper = variant == Variant::Paper;
     let mut b = GraphBuilder::new(name);
     let x = b.input("input", [cfg.batch, cfg.in_channels, cfg.height, cfg.width])?;
-    let x = conv_relu(&mut b, variant, "conv1", x, Conv::new(64, 7).stride(2).pad(3))?;
+    let x = conv_relu(
+        &mut b,
+        variant,
+        "conv1",
+        x,
+        Conv::new(64, 7).stride(2).pad(3),
+    )?;
     let mut x = b.max_pool(x, Pool::new(3, 2).ceil())?;
     if paper {
         x = b.lrn(x, 5, 1e-4, 0.75, 1.0)?;
@@ -127,9 +162,22 @@ pub fn googlenet(name: &str, cfg: &Config, variant: Variant) -> Result<Graph> {
         match name {
             "inception3b" => x = b.max_pool(x, Pool::new(3, 2).ceil())?,
             // torchvision pools 2x2 here; the paper's table and Caffe model pool 3x3/2.
-            "inception4e" => x = b.max_pool(x, if paper { Pool::new(3, 2).ceil() } else { Pool::new(2, 2).ceil() })?,
+            "inception4e" => {
+                x = b.max_pool(
+                    x,
+                    if paper {
+                        Pool::new(3, 2).ceil()
+                    } else {
+                        Pool::new(2, 2).ceil()
+                    },
+                )?
+            }
             "inception4a" | "inception4d" if cfg.aux_logits => {
-                let head = if name == "inception4a" { "aux1" } else { "aux2" };
+                let head = if name == "inception4a" {
+                    "aux1"
+                } else {
+                    "aux2"
+                };
                 aux.push(aux_head(&mut b.scope(head), variant, x, cfg.num_classes)?);
             }
             _ => {}

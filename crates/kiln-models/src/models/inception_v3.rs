@@ -125,7 +125,11 @@ pub fn inception_v3(name: &str, cfg: &Config) -> Result<Graph> {
     let x = inception_c(&mut b.scope("Mixed_6c"), x, 160)?;
     let x = inception_c(&mut b.scope("Mixed_6d"), x, 160)?;
     let x = inception_c(&mut b.scope("Mixed_6e"), x, 192)?;
-    let aux = if cfg.aux_logits { Some(aux_head(&mut b.scope("AuxLogits"), x, cfg.num_classes)?) } else { None };
+    let aux = if cfg.aux_logits {
+        Some(aux_head(&mut b.scope("AuxLogits"), x, cfg.num_classes)?)
+    } else {
+        None
+    };
     let x = inception_d(&mut b.scope("Mixed_7a"), x)?;
     let x = inception_e(&mut b.scope("Mixed_7b"), x)?;
     let x = inception_e(&mut b.scope("Mixed_7c"), x)?;

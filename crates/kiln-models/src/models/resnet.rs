@@ -51,7 +51,13 @@ pub fn basic_block(b: &mut GraphBuilder, x: Value, planes: usize, stride: usize)
 }
 
 /// The basic block with any shortcut (the CIFAR ResNets use option A).
-pub fn basic_block_with(b: &mut GraphBuilder, x: Value, planes: usize, stride: usize, shortcut: Shortcut) -> Result<Value> {
+pub fn basic_block_with(
+    b: &mut GraphBuilder,
+    x: Value,
+    planes: usize,
+    stride: usize,
+    shortcut: Shortcut,
+) -> Result<Value> {
     let y = b.conv("conv1", x, Conv::new(planes, 3).stride(stride).pad(1))?;
     let y = b.bn("bn1", y, EPS)?;
     let y = b.relu(y)?;
@@ -64,7 +70,13 @@ pub fn basic_block_with(b: &mut GraphBuilder, x: Value, planes: usize, stride: u
 
 /// torchvision's `Bottleneck`: `conv1` 1x1, `conv2` 3x3 carrying the stride,
 /// `conv3` 1x1 to `4 * planes`, each with its BN, and the projection shortcut.
-pub fn bottleneck(b: &mut GraphBuilder, x: Value, planes: usize, stride: usize, width_per_group: usize) -> Result<Value> {
+pub fn bottleneck(
+    b: &mut GraphBuilder,
+    x: Value,
+    planes: usize,
+    stride: usize,
+    width_per_group: usize,
+) -> Result<Value> {
     let width = planes * width_per_group / 64;
     let y = b.conv("conv1", x, Conv::new(width, 1))?;
     let y = b.bn("bn1", y, EPS)?;
@@ -140,9 +152,19 @@ pub enum Preact {
 
 /// A full pre-activation basic block: [`bn1`, ReLU,] `conv1`, `bn2`, ReLU,
 /// `conv2`, plus the shortcut (identity, or a 1x1 `shortcut` conv without BN).
-pub fn preact_basic(b: &mut GraphBuilder, x: Value, planes: usize, stride: usize, mode: Preact) -> Result<Value> {
+pub fn preact_basic(
+    b: &mut GraphBuilder,
+    x: Value,
+    planes: usize,
+    stride: usize,
+    mode: Preact,
+) -> Result<Value> {
     let (branch_in, shortcut_in) = preactivate(b, x, mode)?;
-    let y = b.conv("conv1", branch_in, Conv::new(planes, 3).stride(stride).pad(1))?;
+    let y = b.conv(
+        "conv1",
+        branch_in,
+        Conv::new(planes, 3).stride(stride).pad(1),
+    )?;
     let y = b.bn("bn2", y, EPS)?;
     let y = b.relu(y)?;
     let y = b.conv("conv2", y, Conv::new(planes, 3).pad(1))?;
@@ -152,7 +174,13 @@ pub fn preact_basic(b: &mut GraphBuilder, x: Value, planes: usize, stride: usize
 
 /// A full pre-activation bottleneck: [`bn1`, ReLU,] `conv1` 1x1, `bn2`, ReLU,
 /// `conv2` 3x3 (the stride), `bn3`, ReLU, `conv3` 1x1 to `4 * planes`.
-pub fn preact_bottleneck(b: &mut GraphBuilder, x: Value, planes: usize, stride: usize, mode: Preact) -> Result<Value> {
+pub fn preact_bottleneck(
+    b: &mut GraphBuilder,
+    x: Value,
+    planes: usize,
+    stride: usize,
+    mode: Preact,
+) -> Result<Value> {
     let (branch_in, shortcut_in) = preactivate(b, x, mode)?;
     let y = b.conv("conv1", branch_in, Conv::new(planes, 1))?;
     let y = b.bn("bn2", y, EPS)?;
@@ -172,7 +200,11 @@ fn preactivate(b: &mut GraphBuilder, x: Value, mode: Preact) -> Result<(Value, V
         Preact::Branch | Preact::Both => {
             let y = b.bn("bn1", x, EPS)?;
             let y = b.relu(y)?;
-            if mode == Preact::Both { (y, y) } else { (y, x) }
+            if mode == Preact::Both {
+                (y, y)
+            } else {
+                (y, x)
+            }
         }
     })
 }

@@ -17,7 +17,9 @@ fn is_identity(g: &Graph, id: kiln_ir::NodeId) -> Option<&'static str> {
         Op::Dropout(_) => Some("dropout is the identity at inference"),
         Op::Reshape(_) | Op::Flatten(_) if same_shape => Some("reshape to the same shape"),
         Op::Pad(p) if p.pads.iter().all(|&x| x == 0) => Some("pad by zero"),
-        Op::Slice(s) if s.start == 0 && s.step == 1 && s.end == input.shape[s.axis] => Some("slice of a whole axis"),
+        Op::Slice(s) if s.start == 0 && s.step == 1 && s.end == input.shape[s.axis] => {
+            Some("slice of a whole axis")
+        }
         Op::Concat(_) if operands.len() == 1 => Some("concat of one operand"),
         _ => None,
     }
@@ -32,7 +34,9 @@ impl Pass for Canonicalize {
         let mut report = Report::new();
         let ids: Vec<_> = g.node_ids().collect();
         for id in ids {
-            let Some(why) = is_identity(g, id) else { continue };
+            let Some(why) = is_identity(g, id) else {
+                continue;
+            };
             let input = g.operands(id)[0];
             let described = g.describe(id);
             g.replace_all_uses(Value { node: id, port: 0 }, input);

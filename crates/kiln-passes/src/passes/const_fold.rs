@@ -1,7 +1,7 @@
 //! `const-fold`: constant folding.
 
-use crate::pass::{Context, Pass, PassError, Report};
 use super::{fresh_name, param};
+use crate::pass::{Context, Pass, PassError, Report};
 use kiln_ir::{Graph, NodeId, Tensor, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -49,7 +49,8 @@ impl Pass for ConstFold {
                 constant.insert(id);
             }
         }
-        let is_folded = |g: &Graph, id: NodeId| constant.contains(&id) && !g.op(id).def().is_source();
+        let is_folded =
+            |g: &Graph, id: NodeId| constant.contains(&id) && !g.op(id).def().is_source();
         // The folded values that something outside the constant subgraphs reads.
         let mut frontier: Vec<Value> = Vec::new();
         for &id in &order {
@@ -71,7 +72,9 @@ impl Pass for ConstFold {
         let read_by_folded: HashSet<NodeId> = order
             .iter()
             .copied()
-            .filter(|&id| g.op(id).param_name().is_some() && g.uses(id).iter().any(|u| is_folded(g, u.user)))
+            .filter(|&id| {
+                g.op(id).param_name().is_some() && g.uses(id).iter().any(|u| is_folded(g, u.user))
+            })
             .collect();
         let mut values: HashMap<NodeId, Vec<Tensor>> = HashMap::new();
         for &id in &order {
@@ -84,9 +87,15 @@ impl Pass for ConstFold {
                 continue;
             }
             let operands = g.operands(id);
-            let args: Vec<&Tensor> = operands.iter().map(|v| &values[&v.node][v.port as usize]).collect();
-            let out = kiln_interp::eval_op(g.op(id), &args)
-                .map_err(|source| PassError::Interp { node: g.describe(id), source })?;
+            let args: Vec<&Tensor> = operands
+                .iter()
+                .map(|v| &values[&v.node][v.port as usize])
+                .collect();
+            let out =
+                kiln_interp::eval_op(g.op(id), &args).map_err(|source| PassError::Interp {
+                    node: g.describe(id),
+                    source,
+                })?;
             values.insert(id, out);
         }
         for v in frontier {
@@ -106,13 +115,25 @@ impl Pass for ConstFold {
         // Every folded node is now read by folded nodes only: remove them from
         // the last up, then the parameters nothing reads any more.
         for &id in order.iter().rev() {
-            if is_folded(g, id) && g.uses(id).is_empty() && !g.outputs().iter().any(|o| o.node == id) {
+            if is_folded(g, id)
+                && g.uses(id).is_empty()
+                && !g.outputs().iter().any(|o| o.node == id)
+            {
                 g.remove_node(id);
             }
         }
         for id in order {
-            let Some(name) = g.node(id).and_then(|n| n.op.param_name()).map(str::to_string) else { continue };
-            if read_by_folded.contains(&id) && g.uses(id).is_empty() && !g.outputs().iter().any(|o| o.node == id) {
+            let Some(name) = g
+                .node(id)
+                .and_then(|n| n.op.param_name())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            if read_by_folded.contains(&id)
+                && g.uses(id).is_empty()
+                && !g.outputs().iter().any(|o| o.node == id)
+            {
                 g.remove_node(id);
                 cx.params.remove(&name);
             }
@@ -124,7 +145,7 @@ impl Pass for ConstFold {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_ir::ops::{Add, Reshape, Relu};
+    use kiln_ir::ops::{Add, Relu, Reshape};
     use kiln_ir::{ParamStore, TensorType};
 
     #[test]
@@ -137,7 +158,10 @@ mod tests {
         let y = g.add(Add {}, &[x, c]).unwrap();
         g.set_outputs(vec![y]);
         let mut store = ParamStore::new();
-        store.insert("w", Tensor::new(vec![4], vec![1.0, -2.0, 3.0, -4.0]).unwrap());
+        store.insert(
+            "w",
+            Tensor::new(vec![4], vec![1.0, -2.0, 3.0, -4.0]).unwrap(),
+        );
         let mut cx = Context::new(store);
         let report = ConstFold.run(&mut g, &mut cx).unwrap();
         assert_eq!(report.to_string(), "folded 1 node");
@@ -147,7 +171,10 @@ mod tests {
         assert_eq!(folded.shape, [2, 2]);
         assert_eq!(folded.data, [1.0, 0.0, 3.0, 0.0]);
         assert!(!cx.params.contains("w"), "the only reader of w was folded");
-        assert_eq!(ConstFold.run(&mut g, &mut cx).unwrap().to_string(), "folded 0 nodes");
+        assert_eq!(
+            ConstFold.run(&mut g, &mut cx).unwrap().to_string(),
+            "folded 0 nodes"
+        );
     }
 
     #[test]
@@ -157,6 +184,9 @@ mod tests {
         let r = g.add(Relu {}, &[w]).unwrap();
         g.set_outputs(vec![r]);
         let e = ConstFold.run(&mut g, &mut Context::default()).unwrap_err();
-        assert_eq!(e.to_string(), "relu #1 (@w): parameter @w is not in the weights");
+        assert_eq!(
+            e.to_string(),
+            "relu #1 (@w): parameter @w is not in the weights"
+        );
     }
 }

@@ -15,7 +15,9 @@ impl Pass for Cse {
     }
 
     fn run(&self, g: &mut Graph, _cx: &mut Context) -> Result<Report, PassError> {
-        let order = g.topo_order().map_err(|id| PassError::Custom(format!("{}: the graph has a cycle", g.describe(id))))?;
+        let order = g.topo_order().map_err(|id| {
+            PassError::Custom(format!("{}: the graph has a cycle", g.describe(id)))
+        })?;
         let mut seen: HashMap<(String, Vec<Value>), kiln_ir::NodeId> = HashMap::new();
         let mut report = Report::new();
         for id in order {
@@ -23,7 +25,10 @@ impl Pass for Cse {
             if node.op.def().is_source() {
                 continue;
             }
-            let key = (serde_json::to_string(&node.op).expect("ops serialize"), g.operands(id));
+            let key = (
+                serde_json::to_string(&node.op).expect("ops serialize"),
+                g.operands(id),
+            );
             match seen.get(&key) {
                 Some(&first) if g.node(first).map(|n| &n.outputs) == Some(&node.outputs) => {
                     let described = g.describe(id);

@@ -21,7 +21,10 @@ impl Pass for Dce {
                 stack.extend(g.operands(id).iter().map(|v| v.node));
             }
         }
-        let dead: Vec<NodeId> = g.node_ids().filter(|id| !live.contains(id) && g.op(*id).input_name().is_none()).collect();
+        let dead: Vec<NodeId> = g
+            .node_ids()
+            .filter(|id| !live.contains(id) && g.op(*id).input_name().is_none())
+            .collect();
         let mut report = Report::new();
         for id in dead {
             if let Some(name) = g.op(id).param_name() {

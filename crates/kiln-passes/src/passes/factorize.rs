@@ -43,11 +43,19 @@ pub enum Pairing {
     RowColumn,
 }
 
-const MODES: [(&str, Mode); 3] = [("structural", Mode::Structural), ("fit", Mode::Fit), ("exact", Mode::Exact)];
+const MODES: [(&str, Mode); 3] = [
+    ("structural", Mode::Structural),
+    ("fit", Mode::Fit),
+    ("exact", Mode::Exact),
+];
 const PAIRINGS: [(&str, Pairing); 2] = [("3x3", Pairing::Pair3x3), ("1xn", Pairing::RowColumn)];
 
 fn name_of<T: PartialEq + Copy>(table: &[(&'static str, T)], v: T) -> &'static str {
-    table.iter().find(|(_, x)| *x == v).map(|(n, _)| *n).expect("every value is in its table")
+    table
+        .iter()
+        .find(|(_, x)| *x == v)
+        .map(|(n, _)| *n)
+        .expect("every value is in its table")
 }
 
 impl OptionValue for Mode {
@@ -88,7 +96,14 @@ impl Factorize {
         let iterations: usize = o.get_or("iterations", 20)?;
         let bn: bool = o.get_or("bn", false)?;
         let prefix: String = o.get_or("prefix", String::new())?;
-        Ok(Box::new(Factorize { mode, into, width, iterations, bn, prefix }))
+        Ok(Box::new(Factorize {
+            mode,
+            into,
+            width,
+            iterations,
+            bn,
+            prefix,
+        }))
     }
 
     fn mode_name(&self) -> &'static str {
@@ -106,9 +121,15 @@ impl Factorize {
     fn shapes(&self, c: &Conv2d) -> Result<Shapes, String> {
         let [kh, kw] = c.kernel;
         match self.into {
-            Pairing::Pair3x3 if c.kernel == [5, 5] => Ok(Shapes { first: [3, 3], second: [3, 3] }),
+            Pairing::Pair3x3 if c.kernel == [5, 5] => Ok(Shapes {
+                first: [3, 3],
+                second: [3, 3],
+            }),
             Pairing::Pair3x3 => Err(format!("kernel {kh}x{kw} is not 5x5")),
-            Pairing::RowColumn if kh == kw && kh >= 3 => Ok(Shapes { first: [1, kh], second: [kh, 1] }),
+            Pairing::RowColumn if kh == kw && kh >= 3 => Ok(Shapes {
+                first: [1, kh],
+                second: [kh, 1],
+            }),
             Pairing::RowColumn => Err(format!("kernel {kh}x{kw} is not square with n >= 3")),
         }
     }
@@ -120,10 +141,17 @@ impl Pass for Factorize {
     }
 
     fn options(&self) -> String {
-        let mut s = format!("mode={},into={}", self.mode_name(), name_of(&PAIRINGS, self.into));
+        let mut s = format!(
+            "mode={},into={}",
+            self.mode_name(),
+            name_of(&PAIRINGS, self.into)
+        );
         match self.mode {
             Mode::Structural => s.push_str(&format!(",width={},bn={}", self.width, self.bn)),
-            Mode::Fit => s.push_str(&format!(",width={},iterations={}", self.width, self.iterations)),
+            Mode::Fit => s.push_str(&format!(
+                ",width={},iterations={}",
+                self.width, self.iterations
+            )),
             Mode::Exact => {}
         }
         if !self.prefix.is_empty() {
@@ -135,15 +163,24 @@ impl Pass for Factorize {
     fn run(&self, g: &mut Graph, cx: &mut Context) -> Result<Report, PassError> {
         let before = kiln_ir::cost::cost(g);
         let mut report = Report::new();
-        let convs: Vec<NodeId> = g.node_ids().filter(|&id| matches!(g.op(id), Op::Conv2d(_))).collect();
+        let convs: Vec<NodeId> = g
+            .node_ids()
+            .filter(|&id| matches!(g.op(id), Op::Conv2d(_)))
+            .collect();
         for id in convs {
-            let Op::Conv2d(c) = g.op(id).clone() else { continue };
+            let Op::Conv2d(c) = g.op(id).clone() else {
+                continue;
+            };
             let operands = g.operands(id);
-            let Some(w_name) = param_name(g, operands[1]).map(str::to_string) else { continue };
+            let Some(w_name) = param_name(g, operands[1]).map(str::to_string) else {
+                continue;
+            };
             if !w_name.starts_with(&self.prefix) {
                 continue;
             }
-            let Ok(shapes) = self.shapes(&c) else { continue };
+            let Ok(shapes) = self.shapes(&c) else {
+                continue;
+            };
             let described = g.describe(id);
             let refuse = match () {
                 _ if c.groups != 1 => Some("grouped convs are not factorized"),
@@ -192,7 +229,10 @@ impl Factorize {
         let w = param(cx, g, w_name, id)?.clone();
         let (cout, cin) = (w.shape[0], w.shape[1]);
         let kernel: Vec<f64> = w.data.iter().map(|&v| v as f64).collect();
-        let split = Split { first: s.first, second: s.second };
+        let split = Split {
+            first: s.first,
+            second: s.second,
+        };
         let mut metrics = Vec::new();
         let (cmid, a, b) = match self.mode {
             Mode::Exact => {
@@ -222,31 +262,66 @@ impl Factorize {
         let a: Vec<f64> = a.iter().map(|&v| v as f32 as f64).collect();
         let b: Vec<f64> = b.iter().map(|&v| v as f32 as f64).collect();
         let error = (self.mode != Mode::Structural).then(|| {
-            let stored = Factors { cin, cmid, cout, a: a.clone(), b: b.clone() };
+            let stored = Factors {
+                cin,
+                cmid,
+                cout,
+                a: a.clone(),
+                b: b.clone(),
+            };
             relative_error(&compose(&split, &stored), &kernel)
         });
         metrics.extend(error.map(|e| ("fit_error", e)));
         metrics.push(("width", cmid as f64));
         let base = w_name.strip_suffix(".weight").unwrap_or(w_name).to_string();
-        let to_tensor = |shape: Vec<usize>, data: Vec<f64>| Tensor { shape, data: data.into_iter().map(|v| v as f32).collect() };
+        let to_tensor = |shape: Vec<usize>, data: Vec<f64>| Tensor {
+            shape,
+            data: data.into_iter().map(|v| v as f32).collect(),
+        };
         let a_shape = vec![cmid, cin, s.first[0], s.first[1]];
         let b_shape = vec![cout, cmid, s.second[0], s.second[1]];
         let a_name = fresh_name(g, cx, &format!("{base}.factorized_a.weight"));
-        cx.params.insert(a_name.clone(), to_tensor(a_shape.clone(), a));
+        cx.params
+            .insert(a_name.clone(), to_tensor(a_shape.clone(), a));
         let b_name = fresh_name(g, cx, &format!("{base}.factorized_b.weight"));
-        cx.params.insert(b_name.clone(), to_tensor(b_shape.clone(), b));
+        cx.params
+            .insert(b_name.clone(), to_tensor(b_shape.clone(), b));
         // Padding and stride: the first conv spans rows (3x3) or only columns
         // (1xn); each axis is padded by the conv that first spans it and
         // strided by the one that last spans it.
         let (pad_a, pad_b, stride_a, stride_b) = match self.into {
             Pairing::Pair3x3 => (c.pad, [0; 4], [1, 1], c.stride),
-            Pairing::RowColumn => ([0, c.pad[1], 0, c.pad[3]], [c.pad[0], 0, c.pad[2], 0], [1, c.stride[1]], [c.stride[0], 1]),
+            Pairing::RowColumn => (
+                [0, c.pad[1], 0, c.pad[3]],
+                [c.pad[0], 0, c.pad[2], 0],
+                [1, c.stride[1]],
+                [c.stride[0], 1],
+            ),
         };
-        let conv_a = Conv2d { kernel: s.first, stride: stride_a, pad: pad_a, dilation: [1, 1], groups: 1, bias: false, epilogue: Epilogue::default() };
-        let conv_b = Conv2d { kernel: s.second, stride: stride_b, pad: pad_b, dilation: [1, 1], groups: 1, bias: c.bias, epilogue: Epilogue::default() };
+        let conv_a = Conv2d {
+            kernel: s.first,
+            stride: stride_a,
+            pad: pad_a,
+            dilation: [1, 1],
+            groups: 1,
+            bias: false,
+            epilogue: Epilogue::default(),
+        };
+        let conv_b = Conv2d {
+            kernel: s.second,
+            stride: stride_b,
+            pad: pad_b,
+            dilation: [1, 1],
+            groups: 1,
+            bias: c.bias,
+            epilogue: Epilogue::default(),
+        };
         let av = g.add_param(a_name.clone(), TensorType::f32(a_shape));
         let bv = g.add_param(b_name.clone(), TensorType::f32(b_shape));
-        let rewrite = |e| PassError::Rewrite { node: format!("factorization of @{w_name}"), source: e };
+        let rewrite = |e| PassError::Rewrite {
+            node: format!("factorization of @{w_name}"),
+            source: e,
+        };
         let mut mid = g.add(conv_a, &[operands[0], av]).map_err(rewrite)?;
         if self.mode == Mode::Structural && self.bn {
             let names = ["weight", "bias", "running_mean", "running_var"];
@@ -257,7 +332,12 @@ impl Factorize {
                 cx.params.insert(name.clone(), Tensor::filled(&[cmid], v));
                 stats.push(g.add_param(name, TensorType::f32([cmid])));
             }
-            let bn = g.add(BatchNorm::inference(1e-3), &[mid, stats[0], stats[1], stats[2], stats[3]]).map_err(rewrite)?;
+            let bn = g
+                .add(
+                    BatchNorm::inference(1e-3),
+                    &[mid, stats[0], stats[1], stats[2], stats[3]],
+                )
+                .map_err(rewrite)?;
             mid = g.add(Relu {}, &[bn]).map_err(rewrite)?;
         }
         let mut second_ops = vec![mid, bv];
@@ -275,8 +355,14 @@ impl Factorize {
         g.replace_all_uses(Value { node: id, port: 0 }, out);
         g.remove_node(id);
         let message = match error {
-            Some(e) => format!("{} into @{a_name} + @{b_name}, width {cmid}, kernel error {e:.3e}", self.mode_name()),
-            _ => format!("{} into @{a_name} + @{b_name}, width {cmid}", self.mode_name()),
+            Some(e) => format!(
+                "{} into @{a_name} + @{b_name}, width {cmid}, kernel error {e:.3e}",
+                self.mode_name()
+            ),
+            _ => format!(
+                "{} into @{a_name} + @{b_name}, width {cmid}",
+                self.mode_name()
+            ),
         };
         Ok((message, metrics))
     }

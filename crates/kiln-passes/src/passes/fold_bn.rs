@@ -30,7 +30,10 @@ impl Pass for FoldBn {
 
     fn run(&self, g: &mut Graph, cx: &mut Context) -> Result<Report, PassError> {
         let mut report = Report::new();
-        let bns: Vec<NodeId> = g.node_ids().filter(|&id| matches!(g.op(id), Op::BatchNorm(_))).collect();
+        let bns: Vec<NodeId> = g
+            .node_ids()
+            .filter(|&id| matches!(g.op(id), Op::BatchNorm(_)))
+            .collect();
         for bn in bns {
             let described = g.describe(bn);
             match fold_either_side(g, cx, bn)? {
@@ -55,10 +58,18 @@ enum Producer {
 
 /// Folds one BatchNorm into the layer before it, else into the one after it:
 /// `Ok(Ok(message))` if folded, `Ok(Err(reason))` if left.
-fn fold_either_side(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Result<String, String>, PassError> {
-    let Op::BatchNorm(BatchNorm { training, .. }) = g.op(bn) else { unreachable!("filtered above") };
+fn fold_either_side(
+    g: &mut Graph,
+    cx: &mut Context,
+    bn: NodeId,
+) -> Result<Result<String, String>, PassError> {
+    let Op::BatchNorm(BatchNorm { training, .. }) = g.op(bn) else {
+        unreachable!("filtered above")
+    };
     if *training {
-        return Ok(Err("training mode: it normalises with batch statistics".into()));
+        return Ok(Err(
+            "training mode: it normalises with batch statistics".into()
+        ));
     }
     let before = match fold_one(g, cx, bn)? {
         Ok(message) => return Ok(Ok(message)),
@@ -68,27 +79,48 @@ fn fold_either_side(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Resul
         Ok(message) => return Ok(Ok(message)),
         Err(reason) => reason,
     };
-    Ok(Err(format!("not into the layer before it ({before}) nor the one after it ({after})")))
+    Ok(Err(format!(
+        "not into the layer before it ({before}) nor the one after it ({after})"
+    )))
 }
 
 /// Folds one inference BatchNorm into the layer that produces its input.
-fn fold_one(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Result<String, String>, PassError> {
-    let Op::BatchNorm(BatchNorm { eps, .. }) = g.op(bn).clone() else { unreachable!("filtered above") };
+fn fold_one(
+    g: &mut Graph,
+    cx: &mut Context,
+    bn: NodeId,
+) -> Result<Result<String, String>, PassError> {
+    let Op::BatchNorm(BatchNorm { eps, .. }) = g.op(bn).clone() else {
+        unreachable!("filtered above")
+    };
     let operands = g.operands(bn);
     let x = operands[0];
     let producer = g.op(x.node).clone();
     let kind = match &producer {
         Op::Conv2d(c) if c.epilogue.is_empty() => Producer::Conv,
-        Op::Conv2d(_) => return Ok(Err("the conv before it has a fused epilogue (run fold-bn before fuse-residual)".into())),
+        Op::Conv2d(_) => {
+            return Ok(Err(
+                "the conv before it has a fused epilogue (run fold-bn before fuse-residual)".into(),
+            ))
+        }
         Op::Dense(_) => Producer::Dense,
-        other => return Ok(Err(format!("its input comes from {}, not from a conv or dense layer", other.kind()))),
+        other => {
+            return Ok(Err(format!(
+                "its input comes from {}, not from a conv or dense layer",
+                other.kind()
+            )))
+        }
     };
     if !single_use(g, x) {
-        return Ok(Err("the layer before it has other users, which need its unnormalised output".into()));
+        return Ok(Err(
+            "the layer before it has other users, which need its unnormalised output".into(),
+        ));
     }
     let stats: Vec<Option<&str>> = operands[1..].iter().map(|v| param_name(g, *v)).collect();
     let [Some(gamma), Some(beta), Some(mean), Some(var)] = stats[..] else {
-        return Ok(Err("its scale, shift or statistics are computed, not parameters".into()));
+        return Ok(Err(
+            "its scale, shift or statistics are computed, not parameters".into(),
+        ));
     };
     let layer_ops = g.operands(x.node);
     let Some(w_name) = param_name(g, layer_ops[1]) else {
@@ -107,19 +139,33 @@ fn fold_one(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Result<String
     } else {
         None
     };
-    let (gamma, beta, mean, var) =
-        (param(cx, g, gamma, bn)?, param(cx, g, beta, bn)?, param(cx, g, mean, bn)?, param(cx, g, var, bn)?);
+    let (gamma, beta, mean, var) = (
+        param(cx, g, gamma, bn)?,
+        param(cx, g, beta, bn)?,
+        param(cx, g, mean, bn)?,
+        param(cx, g, var, bn)?,
+    );
     let w = param(cx, g, w_name, x.node)?;
     let channels = gamma.len();
-    let scale: Vec<f64> =
-        (0..channels).map(|c| gamma.data[c] as f64 / (var.data[c] as f64 + eps as f64).sqrt()).collect();
+    let scale: Vec<f64> = (0..channels)
+        .map(|c| gamma.data[c] as f64 / (var.data[c] as f64 + eps as f64).sqrt())
+        .collect();
     let per_channel = w.len() / channels;
     let weight = Tensor {
         shape: w.shape.clone(),
-        data: w.data.iter().enumerate().map(|(i, &v)| (v as f64 * scale[i / per_channel]) as f32).collect(),
+        data: w
+            .data
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (v as f64 * scale[i / per_channel]) as f32)
+            .collect(),
     };
     let old_bias: Vec<f64> = match &b_name {
-        Some(n) => param(cx, g, n, x.node)?.data.iter().map(|&v| v as f64).collect(),
+        Some(n) => param(cx, g, n, x.node)?
+            .data
+            .iter()
+            .map(|&v| v as f64)
+            .collect(),
         None => vec![0.0; channels],
     };
     let bias = Tensor {
@@ -139,47 +185,89 @@ fn fold_one(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Result<String
         Producer::Conv => "conv",
         Producer::Dense => "dense layer",
     };
-    Ok(Ok(format!("into the {what} before it, as @{w_new} and @{b_new}")))
+    Ok(Ok(format!(
+        "into the {what} before it, as @{w_new} and @{b_new}"
+    )))
 }
 
 /// `s = gamma / sqrt(var + eps)` and `t = beta - mean * s` of an inference
 /// BatchNorm, or the reason they are not constants.
-fn affine(g: &Graph, cx: &Context, bn: NodeId) -> Result<Result<(Vec<f64>, Vec<f64>), String>, PassError> {
-    let Op::BatchNorm(BatchNorm { eps, .. }) = g.op(bn) else { unreachable!("callers pass a batch norm") };
+fn affine(
+    g: &Graph,
+    cx: &Context,
+    bn: NodeId,
+) -> Result<Result<(Vec<f64>, Vec<f64>), String>, PassError> {
+    let Op::BatchNorm(BatchNorm { eps, .. }) = g.op(bn) else {
+        unreachable!("callers pass a batch norm")
+    };
     let eps = *eps as f64;
     let operands = g.operands(bn);
     let names: Vec<Option<&str>> = operands[1..].iter().map(|v| param_name(g, *v)).collect();
     let [Some(gamma), Some(beta), Some(mean), Some(var)] = names[..] else {
-        return Ok(Err("its scale, shift or statistics are computed, not parameters".into()));
+        return Ok(Err(
+            "its scale, shift or statistics are computed, not parameters".into(),
+        ));
     };
-    let (gamma, beta, mean, var) =
-        (param(cx, g, gamma, bn)?, param(cx, g, beta, bn)?, param(cx, g, mean, bn)?, param(cx, g, var, bn)?);
-    let s: Vec<f64> = gamma.data.iter().zip(&var.data).map(|(&ga, &v)| ga as f64 / (v as f64 + eps).sqrt()).collect();
-    let t = beta.data.iter().zip(&mean.data).zip(&s).map(|((&b, &m), &s)| b as f64 - m as f64 * s).collect();
+    let (gamma, beta, mean, var) = (
+        param(cx, g, gamma, bn)?,
+        param(cx, g, beta, bn)?,
+        param(cx, g, mean, bn)?,
+        param(cx, g, var, bn)?,
+    );
+    let s: Vec<f64> = gamma
+        .data
+        .iter()
+        .zip(&var.data)
+        .map(|(&ga, &v)| ga as f64 / (v as f64 + eps).sqrt())
+        .collect();
+    let t = beta
+        .data
+        .iter()
+        .zip(&mean.data)
+        .zip(&s)
+        .map(|((&b, &m), &s)| b as f64 - m as f64 * s)
+        .collect();
     Ok(Ok((s, t)))
 }
 
 /// Folds one inference BatchNorm into the conv or dense layer that is its
 /// only user: `layer(s * x + t) = layer'(x)` with the input channels of the
 /// weight scaled by `s` and `t` pushed through the weight into the bias.
-fn fold_into_user(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Result<String, String>, PassError> {
+fn fold_into_user(
+    g: &mut Graph,
+    cx: &mut Context,
+    bn: NodeId,
+) -> Result<Result<String, String>, PassError> {
     let out = Value { node: bn, port: 0 };
     if !single_use(g, out) {
-        return Ok(Err("after it, its output has other users or is a graph output".into()));
+        return Ok(Err(
+            "after it, its output has other users or is a graph output".into(),
+        ));
     }
     let user = g.value_uses(out)[0];
     let layer = g.op(user.user).clone();
     match &layer {
         Op::Relu(_) => {
-            return Ok(Err("a relu follows it, as in pre-activation blocks (BN -> ReLU -> conv): \
+            return Ok(Err(
+                "a relu follows it, as in pre-activation blocks (BN -> ReLU -> conv): \
                            folding through the ReLU would not be exact"
-                .into()))
+                    .into(),
+            ))
         }
         Op::Conv2d(_) | Op::Dense(_) => {}
-        other => return Ok(Err(format!("its user is {}, not a conv or dense layer", other.kind()))),
+        other => {
+            return Ok(Err(format!(
+                "its user is {}, not a conv or dense layer",
+                other.kind()
+            )))
+        }
     }
     if user.slot != 0 {
-        return Ok(Err(format!("it feeds operand {} of the {}, not its input", user.slot, layer.kind())));
+        return Ok(Err(format!(
+            "it feeds operand {} of the {}, not its input",
+            user.slot,
+            layer.kind()
+        )));
     }
     let operands = g.operands(user.user);
     let Some(w_name) = param_name(g, operands[1]).map(str::to_string) else {
@@ -218,7 +306,11 @@ fn fold_into_user(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Result<
     let taps: usize = w.shape[2..].iter().product();
     let mut weight = w.clone();
     let mut bias: Vec<f64> = match &b_name {
-        Some(n) => param(cx, g, n, user.user)?.data.iter().map(|&v| v as f64).collect(),
+        Some(n) => param(cx, g, n, user.user)?
+            .data
+            .iter()
+            .map(|&v| v as f64)
+            .collect(),
         None => vec![0.0; cout],
     };
     for o in 0..cout {
@@ -232,7 +324,10 @@ fn fold_into_user(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Result<
             }
         }
     }
-    let bias = Tensor { shape: vec![cout], data: bias.iter().map(|&b| b as f32).collect() };
+    let bias = Tensor {
+        shape: vec![cout],
+        data: bias.iter().map(|&b| b as f32).collect(),
+    };
     let (wv, bv, w_new, b_new) = store_folded(g, cx, &w_name, b_name.as_deref(), weight, bias);
     let mut new_operands = vec![g.operands(bn)[0], wv, bv];
     // The residual, if any, stays the last operand.
@@ -243,10 +338,18 @@ fn fold_into_user(g: &mut Graph, cx: &mut Context, bn: NodeId) -> Result<Result<
     let what = new_op.kind();
     let outputs = g.node(user.user).expect("live").outputs.clone();
     let folded = g.add_node_unchecked(new_op, &new_operands, outputs);
-    g.replace_all_uses(Value { node: user.user, port: 0 }, folded.into());
+    g.replace_all_uses(
+        Value {
+            node: user.user,
+            port: 0,
+        },
+        folded.into(),
+    );
     g.remove_node(user.user);
     g.remove_node(bn);
-    Ok(Ok(format!("into the {what} after it, as @{w_new} and @{b_new}")))
+    Ok(Ok(format!(
+        "into the {what} after it, as @{w_new} and @{b_new}"
+    )))
 }
 
 /// The conv or dense op with its bias slot on.

@@ -49,8 +49,16 @@ fn sole_relu_user(g: &Graph, v: Value) -> Option<NodeId> {
 /// Replaces the conv producing `conv` by one with `epilogue` (and `residual`
 /// appended to its operands); the last node of `absorbed` (the add or relu
 /// it takes in) hands its uses to the new conv, and all of them go.
-fn fuse(g: &mut Graph, conv: Value, epilogue: Epilogue, residual: Option<Value>, absorbed: &[NodeId]) {
-    let Op::Conv2d(c) = g.op(conv.node).clone() else { unreachable!("callers check for a conv") };
+fn fuse(
+    g: &mut Graph,
+    conv: Value,
+    epilogue: Epilogue,
+    residual: Option<Value>,
+    absorbed: &[NodeId],
+) {
+    let Op::Conv2d(c) = g.op(conv.node).clone() else {
+        unreachable!("callers check for a conv")
+    };
     let mut operands = g.operands(conv.node);
     operands.extend(residual);
     let outputs = g.node(conv.node).expect("live node").outputs.clone();
@@ -66,23 +74,44 @@ fn fuse(g: &mut Graph, conv: Value, epilogue: Epilogue, residual: Option<Value>,
 /// Fuses one add, or says why not.
 fn fuse_add(g: &mut Graph, add: NodeId) -> Result<&'static str, String> {
     let operands = g.operands(add);
-    let reasons: Vec<&str> = operands.iter().map(|&v| refuse_conv(g, v).unwrap_or("")).collect();
+    let reasons: Vec<&str> = operands
+        .iter()
+        .map(|&v| refuse_conv(g, v).unwrap_or(""))
+        .collect();
     let Some(slot) = reasons.iter().position(|r| r.is_empty()) else {
-        return Err(format!("neither operand can take the add: the first {}, the second {}", reasons[0], reasons[1]));
+        return Err(format!(
+            "neither operand can take the add: the first {}, the second {}",
+            reasons[0], reasons[1]
+        ));
     };
     let (conv, shortcut) = (operands[slot], operands[1 - slot]);
     let relu = sole_relu_user(g, add.into());
     let mut absorbed = vec![add];
     absorbed.extend(relu);
-    fuse(g, conv, Epilogue { residual: true, relu: relu.is_some() }, Some(shortcut), &absorbed);
-    Ok(if relu.is_some() { "conv + add + relu into one conv" } else { "conv + add into one conv" })
+    fuse(
+        g,
+        conv,
+        Epilogue {
+            residual: true,
+            relu: relu.is_some(),
+        },
+        Some(shortcut),
+        &absorbed,
+    );
+    Ok(if relu.is_some() {
+        "conv + add + relu into one conv"
+    } else {
+        "conv + add into one conv"
+    })
 }
 
 /// Fuses one relu into the conv before it; `false` when that is not a
 /// conv that can take it (nothing to report: most relus follow other ops).
 fn fuse_relu(g: &mut Graph, relu: NodeId) -> bool {
     let x = g.operands(relu)[0];
-    let Op::Conv2d(c) = g.op(x.node) else { return false };
+    let Op::Conv2d(c) = g.op(x.node) else {
+        return false;
+    };
     if c.epilogue.relu {
         return false;
     }
@@ -91,7 +120,10 @@ fn fuse_relu(g: &mut Graph, relu: NodeId) -> bool {
     }
     // A conv that already adds a residual keeps it (the ReLU comes after
     // the add in the epilogue, as in the graph).
-    let epilogue = Epilogue { relu: true, ..c.epilogue };
+    let epilogue = Epilogue {
+        relu: true,
+        ..c.epilogue
+    };
     fuse(g, x, epilogue, None, &[relu]);
     true
 }
@@ -103,7 +135,10 @@ impl Pass for FuseResidual {
 
     fn run(&self, g: &mut Graph, _cx: &mut Context) -> Result<Report, PassError> {
         let mut report = Report::new();
-        let adds: Vec<NodeId> = g.node_ids().filter(|&id| matches!(g.op(id), Op::Add(_))).collect();
+        let adds: Vec<NodeId> = g
+            .node_ids()
+            .filter(|&id| matches!(g.op(id), Op::Add(_)))
+            .collect();
         for add in adds {
             let described = g.describe(add);
             match fuse_add(g, add) {
@@ -116,7 +151,10 @@ impl Pass for FuseResidual {
                 }
             }
         }
-        let relus: Vec<NodeId> = g.node_ids().filter(|&id| matches!(g.op(id), Op::Relu(_))).collect();
+        let relus: Vec<NodeId> = g
+            .node_ids()
+            .filter(|&id| matches!(g.op(id), Op::Relu(_)))
+            .collect();
         for relu in relus {
             let described = g.describe(relu);
             if fuse_relu(g, relu) {

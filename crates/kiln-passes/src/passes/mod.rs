@@ -37,19 +37,40 @@ pub(crate) fn register_builtin(r: &mut Registry) {
         }),
     ];
     for (name, summary, make) in simple {
-        r.register_simple(name, summary, make).expect("built-in names are valid and distinct");
+        r.register_simple(name, summary, make)
+            .expect("built-in names are valid and distinct");
     }
     r.register_simple("const-fold", "replaces subgraphs whose inputs are all parameters by one parameter, computed with the interpreter", || {
         Box::new(ConstFold)
     })
     .expect("built-in names are valid and distinct");
     let factorize_options = vec![
-        OptionDoc::new("mode", "structural", "structural (fresh layers) | fit (least squares) | exact (same output)"),
-        OptionDoc::new("into", "3x3", "3x3 (5x5 -> 3x3 + 3x3) | 1xn (nxn -> 1xn + nx1)"),
-        OptionDoc::new("width", "1", "middle width as a fraction of the output channels (structural, fit)"),
+        OptionDoc::new(
+            "mode",
+            "structural",
+            "structural (fresh layers) | fit (least squares) | exact (same output)",
+        ),
+        OptionDoc::new(
+            "into",
+            "3x3",
+            "3x3 (5x5 -> 3x3 + 3x3) | 1xn (nxn -> 1xn + nx1)",
+        ),
+        OptionDoc::new(
+            "width",
+            "1",
+            "middle width as a fraction of the output channels (structural, fit)",
+        ),
         OptionDoc::new("iterations", "20", "alternating least-squares sweeps (fit)"),
-        OptionDoc::new("bn", "false", "BatchNorm + ReLU between the two convs (structural)"),
-        OptionDoc::new("prefix", "", "only convs whose weight name starts with this"),
+        OptionDoc::new(
+            "bn",
+            "false",
+            "BatchNorm + ReLU between the two convs (structural)",
+        ),
+        OptionDoc::new(
+            "prefix",
+            "",
+            "only convs whose weight name starts with this",
+        ),
     ];
     r.register_with_options(
         "factorize",
@@ -61,8 +82,16 @@ pub(crate) fn register_builtin(r: &mut Registry) {
 }
 
 /// The tensor of parameter `name`, or the error naming it and its user.
-pub(crate) fn param<'a>(cx: &'a Context, g: &Graph, name: &str, user: NodeId) -> Result<&'a Tensor, PassError> {
-    cx.params.get(name).ok_or_else(|| PassError::MissingParam { param: name.to_string(), node: g.describe(user) })
+pub(crate) fn param<'a>(
+    cx: &'a Context,
+    g: &Graph,
+    name: &str,
+    user: NodeId,
+) -> Result<&'a Tensor, PassError> {
+    cx.params.get(name).ok_or_else(|| PassError::MissingParam {
+        param: name.to_string(),
+        node: g.describe(user),
+    })
 }
 
 /// The parameter name feeding `v`, if `v` is a parameter.
@@ -77,7 +106,10 @@ pub(crate) fn fresh_name(g: &Graph, cx: &Context, base: &str) -> String {
     if !taken(base) {
         return base.to_string();
     }
-    (1..).map(|i| format!("{base}.{i}")).find(|n| !taken(n)).expect("some suffix is free")
+    (1..)
+        .map(|i| format!("{base}.{i}"))
+        .find(|n| !taken(n))
+        .expect("some suffix is free")
 }
 
 /// True if `v` has exactly one use and is not a graph output.

@@ -21,7 +21,10 @@ pub struct Split {
 
 impl Split {
     pub fn kernel(&self) -> [usize; 2] {
-        [self.first[0] + self.second[0] - 1, self.first[1] + self.second[1] - 1]
+        [
+            self.first[0] + self.second[0] - 1,
+            self.first[1] + self.second[1] - 1,
+        ]
     }
 
     fn taps(dims: [usize; 2]) -> usize {
@@ -54,7 +57,11 @@ pub struct Factors {
 
 /// The kernel the pair computes.
 pub fn compose(split: &Split, f: &Factors) -> Vec<f64> {
-    let (u_n, v_n, p_n) = (Split::taps(split.first), Split::taps(split.second), Split::taps(split.kernel()));
+    let (u_n, v_n, p_n) = (
+        Split::taps(split.first),
+        Split::taps(split.second),
+        Split::taps(split.kernel()),
+    );
     let pos = split.positions();
     let mut k = vec![0.0; f.cout * f.cin * p_n];
     for o in 0..f.cout {
@@ -112,7 +119,9 @@ fn owner(r: usize, one: usize, other: usize) -> (usize, usize) {
 
 /// The window offsets along one axis (the distinct owners).
 fn offsets(one: usize, other: usize) -> Vec<usize> {
-    let mut s: Vec<usize> = (0..one + other - 1).map(|r| owner(r, one, other).0).collect();
+    let mut s: Vec<usize> = (0..one + other - 1)
+        .map(|r| owner(r, one, other).0)
+        .collect();
     s.dedup();
     s
 }
@@ -150,17 +159,33 @@ pub fn exact(split: &Split, k: &[f64], cin: usize, cout: usize) -> Factors {
     let (one, other) = roles(split, side);
     let axis_offsets = [offsets(one[0], other[0]), offsets(one[1], other[1])];
     let n_windows = axis_offsets[0].len() * axis_offsets[1].len();
-    let (u_n, v_n, [k0, k1]) = (Split::taps(split.first), Split::taps(split.second), split.kernel());
-    let mut f = Factors { cin, cmid, cout, a: vec![0.0; cmid * cin * u_n], b: vec![0.0; cout * cmid * v_n] };
+    let (u_n, v_n, [k0, k1]) = (
+        Split::taps(split.first),
+        Split::taps(split.second),
+        split.kernel(),
+    );
+    let mut f = Factors {
+        cin,
+        cmid,
+        cout,
+        a: vec![0.0; cmid * cin * u_n],
+        b: vec![0.0; cout * cmid * v_n],
+    };
     for o in 0..cout {
         for i in 0..cin {
             for r0 in 0..k0 {
                 for r1 in 0..k1 {
                     let (s0, t0) = owner(r0, one[0], other[0]);
                     let (s1, t1) = owner(r1, one[1], other[1]);
-                    let window = axis_offsets[0].iter().position(|&s| s == s0).expect("an owner")
+                    let window = axis_offsets[0]
+                        .iter()
+                        .position(|&s| s == s0)
+                        .expect("an owner")
                         * axis_offsets[1].len()
-                        + axis_offsets[1].iter().position(|&s| s == s1).expect("an owner");
+                        + axis_offsets[1]
+                            .iter()
+                            .position(|&s| s == s1)
+                            .expect("an owner");
                     let (one_tap, other_tap) = (s0 * one[1] + s1, t0 * other[1] + t1);
                     let value = k[(o * cin + i) * k0 * k1 + r0 * k1 + r1];
                     match side {
@@ -199,10 +224,21 @@ pub struct Fit {
 /// the second kernel with the first fixed, then the reverse; neither step can
 /// raise the error). At or above the exact width the exact construction is
 /// returned, padded with zero channels.
-pub fn fit(split: &Split, k: &[f64], cin: usize, cout: usize, cmid: usize, iterations: usize) -> Fit {
+pub fn fit(
+    split: &Split,
+    k: &[f64],
+    cin: usize,
+    cout: usize,
+    cmid: usize,
+    iterations: usize,
+) -> Fit {
     let (width, side) = exact_width(split, cin, cout);
     let full = exact(split, k, cin, cout);
-    let mut f = if cmid >= width { widen(&full, split, cmid) } else { truncate(&full, split, side, cmid) };
+    let mut f = if cmid >= width {
+        widen(&full, split, cmid)
+    } else {
+        truncate(&full, split, side, cmid)
+    };
     let initial_error = relative_error(&compose(split, &f), k);
     let mut error = initial_error;
     let mut sweeps = 0;
@@ -217,7 +253,11 @@ pub fn fit(split: &Split, k: &[f64], cin: usize, cout: usize, cmid: usize, itera
             break;
         }
     }
-    Fit { factors: f, initial_error, sweeps }
+    Fit {
+        factors: f,
+        initial_error,
+        sweeps,
+    }
 }
 
 /// `f` with zero middle channels appended up to `cmid`.
@@ -230,7 +270,13 @@ fn widen(f: &Factors, split: &Split, cmid: usize) -> Factors {
         let src = &f.b[o * f.cmid * v_n..][..f.cmid * v_n];
         b[o * cmid * v_n..][..f.cmid * v_n].copy_from_slice(src);
     }
-    Factors { cin: f.cin, cmid, cout: f.cout, a, b }
+    Factors {
+        cin: f.cin,
+        cmid,
+        cout: f.cout,
+        a,
+        b,
+    }
 }
 
 /// The exact construction projected on its `cmid` strongest middle directions.
@@ -248,7 +294,13 @@ fn truncate(f: &Factors, split: &Split, side: Side, cmid: usize) -> Factors {
         Side::Output => accumulate_gram(&mut gram, &f.a, j_n, f.cin * u_n),
     }
     let (_, q) = symmetric_eigen(&gram, j_n);
-    let mut out = Factors { cin: f.cin, cmid, cout: f.cout, a: vec![0.0; cmid * f.cin * u_n], b: vec![0.0; f.cout * cmid * v_n] };
+    let mut out = Factors {
+        cin: f.cin,
+        cmid,
+        cout: f.cout,
+        a: vec![0.0; cmid * f.cin * u_n],
+        b: vec![0.0; f.cout * cmid * v_n],
+    };
     for m in 0..cmid {
         for j in 0..j_n {
             let w = q[j * j_n + m];
@@ -256,7 +308,10 @@ fn truncate(f: &Factors, split: &Split, side: Side, cmid: usize) -> Factors {
                 continue;
             }
             let row = f.cin * u_n;
-            for (dst, src) in out.a[m * row..][..row].iter_mut().zip(&f.a[j * row..][..row]) {
+            for (dst, src) in out.a[m * row..][..row]
+                .iter_mut()
+                .zip(&f.a[j * row..][..row])
+            {
                 *dst += w * src;
             }
             for o in 0..f.cout {
@@ -290,7 +345,13 @@ fn accumulate_gram(gram: &mut [f64], x: &[f64], n: usize, len: usize) {
 ///
 /// Computed from the tap products `P[w, z] = sum over c of x[:, c, w] x[:, c, z]ᵀ`
 /// (contiguous dot products over the channels), summed per offset `z - w`.
-fn normal_matrix(x: &[f64], cmid: usize, channels: usize, known: [usize; 2], unknown: [usize; 2]) -> Vec<f64> {
+fn normal_matrix(
+    x: &[f64],
+    cmid: usize,
+    channels: usize,
+    known: [usize; 2],
+    unknown: [usize; 2],
+) -> Vec<f64> {
     let (w_n, t_n) = (known[0] * known[1], unknown[0] * unknown[1]);
     let (d0_n, d1_n) = (2 * unknown[0] - 1, 2 * unknown[1] - 1);
     // xt[w][m][c]: each (tap, middle channel) row contiguous over the channels.
@@ -330,7 +391,8 @@ fn normal_matrix(x: &[f64], cmid: usize, channels: usize, known: [usize; 2], unk
                 for tt in 0..t_n {
                     let d0 = t / unknown[1] + unknown[0] - 1 - tt / unknown[1];
                     let d1 = t % unknown[1] + unknown[1] - 1 - tt % unknown[1];
-                    g[(m * t_n + t) * n + mm * t_n + tt] = corr[((d0 * d1_n + d1) * cmid + m) * cmid + mm];
+                    g[(m * t_n + t) * n + mm * t_n + tt] =
+                        corr[((d0 * d1_n + d1) * cmid + m) * cmid + mm];
                 }
             }
         }
@@ -340,7 +402,11 @@ fn normal_matrix(x: &[f64], cmid: usize, channels: usize, known: [usize; 2], unk
 
 /// With the first kernel fixed, the second that minimises the error.
 fn solve_second(split: &Split, k: &[f64], f: &mut Factors) {
-    let (u_n, v_n, p_n) = (Split::taps(split.first), Split::taps(split.second), Split::taps(split.kernel()));
+    let (u_n, v_n, p_n) = (
+        Split::taps(split.first),
+        Split::taps(split.second),
+        Split::taps(split.kernel()),
+    );
     let pos = split.positions();
     let n = f.cmid * v_n;
     let g = normal_matrix(&f.a, f.cmid, f.cin, split.first, split.second);
@@ -366,13 +432,18 @@ fn solve_second(split: &Split, k: &[f64], f: &mut Factors) {
 
 /// With the second kernel fixed, the first that minimises the error.
 fn solve_first(split: &Split, k: &[f64], f: &mut Factors) {
-    let (u_n, v_n, p_n) = (Split::taps(split.first), Split::taps(split.second), Split::taps(split.kernel()));
+    let (u_n, v_n, p_n) = (
+        Split::taps(split.first),
+        Split::taps(split.second),
+        Split::taps(split.kernel()),
+    );
     let pos = split.positions();
     // The second kernel as bt[m][o][v], the layout normal_matrix sums over.
     let mut bt = vec![0.0; f.cmid * f.cout * v_n];
     for o in 0..f.cout {
         for m in 0..f.cmid {
-            bt[(m * f.cout + o) * v_n..][..v_n].copy_from_slice(&f.b[(o * f.cmid + m) * v_n..][..v_n]);
+            bt[(m * f.cout + o) * v_n..][..v_n]
+                .copy_from_slice(&f.b[(o * f.cmid + m) * v_n..][..v_n]);
         }
     }
     let n = f.cmid * u_n;
@@ -384,7 +455,11 @@ fn solve_first(split: &Split, k: &[f64], f: &mut Factors) {
                 let b = &bt[(m * f.cout + o) * v_n..][..v_n];
                 let kk = &k[(o * f.cin + i) * p_n..][..p_n];
                 for u in 0..u_n {
-                    r[m * u_n + u] += b.iter().enumerate().map(|(v, &bv)| bv * kk[pos[u * v_n + v]]).sum::<f64>();
+                    r[m * u_n + u] += b
+                        .iter()
+                        .enumerate()
+                        .map(|(v, &bv)| bv * kk[pos[u * v_n + v]])
+                        .sum::<f64>();
                 }
             }
         }
@@ -401,8 +476,14 @@ fn solve_first(split: &Split, k: &[f64], f: &mut Factors) {
 mod tests {
     use super::*;
 
-    const THREE: Split = Split { first: [3, 3], second: [3, 3] };
-    const ROW_COL: Split = Split { first: [1, 5], second: [5, 1] };
+    const THREE: Split = Split {
+        first: [3, 3],
+        second: [3, 3],
+    };
+    const ROW_COL: Split = Split {
+        first: [1, 5],
+        second: [5, 1],
+    };
 
     /// The relative error the fitted factors reach.
     fn error(split: &Split, f: &Fit, k: &[f64]) -> f64 {
@@ -419,7 +500,17 @@ mod tests {
         assert_eq!(exact_width(&THREE, 48, 64), (192, Side::Input));
         assert_eq!(exact_width(&THREE, 64, 16), (64, Side::Output));
         assert_eq!(exact_width(&ROW_COL, 3, 8), (15, Side::Input));
-        assert_eq!(exact_width(&Split { first: [7, 1], second: [1, 7] }, 9, 2), (14, Side::Output));
+        assert_eq!(
+            exact_width(
+                &Split {
+                    first: [7, 1],
+                    second: [1, 7]
+                },
+                9,
+                2
+            ),
+            (14, Side::Output)
+        );
         assert_eq!(offsets(3, 3), [0, 2]);
         assert_eq!(offsets(5, 1), [0, 1, 2, 3, 4]);
         assert_eq!(offsets(1, 5), [0]);
@@ -427,12 +518,21 @@ mod tests {
 
     #[test]
     fn the_exact_construction_composes_to_the_kernel_on_both_sides() {
-        for (split, cin, cout) in [(THREE, 2, 3), (THREE, 3, 2), (ROW_COL, 2, 3), (ROW_COL, 4, 1)] {
+        for (split, cin, cout) in [
+            (THREE, 2, 3),
+            (THREE, 3, 2),
+            (ROW_COL, 2, 3),
+            (ROW_COL, 4, 1),
+        ] {
             let [k0, k1] = split.kernel();
             let k = random(cout * cin * k0 * k1, 1);
             let f = exact(&split, &k, cin, cout);
             assert_eq!(f.cmid, exact_width(&split, cin, cout).0);
-            assert_eq!(relative_error(&compose(&split, &f), &k), 0.0, "{split:?} {cin}->{cout}");
+            assert_eq!(
+                relative_error(&compose(&split, &f), &k),
+                0.0,
+                "{split:?} {cin}->{cout}"
+            );
         }
     }
 
@@ -444,7 +544,16 @@ mod tests {
         a[1] = 2.0;
         let mut b = vec![0.0; 9];
         b[4] = 3.0;
-        let k = compose(&THREE, &Factors { cin: 1, cmid: 1, cout: 1, a, b });
+        let k = compose(
+            &THREE,
+            &Factors {
+                cin: 1,
+                cmid: 1,
+                cout: 1,
+                a,
+                b,
+            },
+        );
         let mut want = vec![0.0; 25];
         want[6] = 3.0; // (1,1)
         want[7] = 6.0; // (1,2)
@@ -455,13 +564,30 @@ mod tests {
     fn fit_is_exact_when_the_kernel_has_the_rank_the_width_allows() {
         // A kernel made by a width-2 pair is fitted exactly at width 2.
         let (cin, cout) = (3, 4);
-        let truth = Factors { cin, cmid: 2, cout, a: random(2 * cin * 9, 2), b: random(cout * 2 * 9, 3) };
+        let truth = Factors {
+            cin,
+            cmid: 2,
+            cout,
+            a: random(2 * cin * 9, 2),
+            b: random(cout * 2 * 9, 3),
+        };
         let k = compose(&THREE, &truth);
         let f = fit(&THREE, &k, cin, cout, 2, 200);
         let e = error(&THREE, &f, &k);
-        assert!(e < 1e-6, "error {e} after {} sweeps (start {})", f.sweeps, f.initial_error);
+        assert!(
+            e < 1e-6,
+            "error {e} after {} sweeps (start {})",
+            f.sweeps,
+            f.initial_error
+        );
 
-        let truth = Factors { cin, cmid: 2, cout, a: random(2 * cin * 5, 4), b: random(cout * 2 * 5, 5) };
+        let truth = Factors {
+            cin,
+            cmid: 2,
+            cout,
+            a: random(2 * cin * 5, 4),
+            b: random(cout * 2 * 5, 5),
+        };
         let k = compose(&ROW_COL, &truth);
         assert!(error(&ROW_COL, &fit(&ROW_COL, &k, cin, cout, 2, 200), &k) < 1e-6);
     }
@@ -474,7 +600,11 @@ mod tests {
         for cmid in [1, 3, 6, 12] {
             let f = fit(&THREE, &k, cin, cout, cmid, 30);
             let e = error(&THREE, &f, &k);
-            assert!(e <= f.initial_error + 1e-12, "{cmid}: {e} > {}", f.initial_error);
+            assert!(
+                e <= f.initial_error + 1e-12,
+                "{cmid}: {e} > {}",
+                f.initial_error
+            );
             assert!(e < last, "width {cmid}: {e} not below {last}");
             last = e;
         }

@@ -33,7 +33,12 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f64; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for k in 0..8 {
             acc[k] += x[k] * y[k];
@@ -84,7 +89,10 @@ pub fn symmetric_eigen(m: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     }
     let total: f64 = a.iter().map(|x| x * x).sum();
     for _sweep in 0..64 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j].powi(2)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * n + j].powi(2))
+            .sum();
         if off <= 1e-30 * total.max(1e-300) {
             break;
         }
@@ -148,8 +156,14 @@ mod tests {
         let g = [4.0, 2.0, 2.0, 3.0];
         let mut rhs = vec![vec![0.0, -4.0], vec![4.0, 2.0]];
         solve_spd(&g, 2, &mut rhs, 0.0);
-        assert!((rhs[0][0] - 1.0).abs() < 1e-12 && (rhs[0][1] + 2.0).abs() < 1e-12, "{rhs:?}");
-        assert!((rhs[1][0] - 1.0).abs() < 1e-12 && rhs[1][1].abs() < 1e-12, "{rhs:?}");
+        assert!(
+            (rhs[0][0] - 1.0).abs() < 1e-12 && (rhs[0][1] + 2.0).abs() < 1e-12,
+            "{rhs:?}"
+        );
+        assert!(
+            (rhs[1][0] - 1.0).abs() < 1e-12 && rhs[1][1].abs() < 1e-12,
+            "{rhs:?}"
+        );
     }
 
     #[test]
@@ -158,7 +172,10 @@ mod tests {
         let mut rhs = vec![vec![2.0, 2.0]];
         solve_spd(&g, 2, &mut rhs, 0.0);
         // The minimum-norm solution is [1, 1]; the ridge lands next to it.
-        assert!((rhs[0][0] - 1.0).abs() < 1e-5 && (rhs[0][1] - 1.0).abs() < 1e-5, "{rhs:?}");
+        assert!(
+            (rhs[0][0] - 1.0).abs() < 1e-5 && (rhs[0][1] - 1.0).abs() < 1e-5,
+            "{rhs:?}"
+        );
     }
 
     #[test]
