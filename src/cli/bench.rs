@@ -3,19 +3,8 @@ use kiln_ir::{Graph, ParamStore, Tensor};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum UkernelChoice {
-    Auto,
-    Off,
-}
-
-impl From<UkernelChoice> for kiln_jit::Ukernels {
-    fn from(c: UkernelChoice) -> Self {
-        match c {
-            UkernelChoice::Auto => kiln_jit::Ukernels::Auto,
-            UkernelChoice::Off => kiln_jit::Ukernels::Off,
-        }
-    }
+fn parse_ukernels(s: &str) -> Result<kiln_jit::Ukernels, String> {
+    s.parse().map_err(|e: kiln_jit::JitError| e.to_string())
 }
 
 /// Options of the JIT backend, shared by `run` and `bench`.
@@ -25,9 +14,10 @@ pub struct JitArgs {
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// `auto`: the best `std::arch` microkernel for this CPU; `off`: the
-    /// Cranelift-generated f32x4 tile everywhere.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub ukernels: UkernelChoice,
+    /// Cranelift-generated f32x4 tile everywhere; or one ISA's microkernel
+    /// (`avx512`, `avx2`, `neon`, `scalar`), refused if this CPU lacks it.
+    #[arg(long, default_value = "auto", value_parser = parse_ukernels)]
+    pub ukernels: kiln_jit::Ukernels,
     /// Compile with bounds checks on every memory access (slow; traps with a
     /// message on an out-of-range access).
     #[arg(long)]
@@ -38,7 +28,7 @@ impl JitArgs {
     pub fn options(&self) -> kiln_jit::Options {
         kiln_jit::Options {
             threads: self.threads,
-            ukernels: self.ukernels.into(),
+            ukernels: self.ukernels,
             checked: self.checked,
         }
     }
@@ -67,6 +57,11 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a report.
     #[arg(long)]
     pub json: bool,
+    /// Also time every kernel launch and print the N nodes that take longest
+    /// (median over the timed runs, with their GFLOP/s). Timing each launch adds
+    /// a little overhead to the latency figures.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "20")]
+    pub profile: Option<usize>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -118,9 +113,16 @@ pub fn bench(args: BenchArgs) -> Result<(), CliError> {
         b.set_message("timing");
     }
     let mut times = Vec::with_capacity(args.iterations);
+    let mut launches: Vec<Vec<(String, Duration)>> = Vec::new();
     for _ in 0..args.iterations {
         let t = Instant::now();
-        model.run(&inputs)?;
+        if args.profile.is_some() {
+            let mut one = Vec::new();
+            model.run_profiled(&inputs, Some(&mut one))?;
+            launches.push(one);
+        } else {
+            model.run(&inputs)?;
+        }
         times.push(t.elapsed());
         if let Some(b) = &bar {
             b.inc(1);
@@ -135,7 +137,7 @@ pub fn bench(args: BenchArgs) -> Result<(), CliError> {
     let macs = kiln_ir::cost::cost(&p.graph).macs;
     let gflops = 2.0 * macs as f64 / median.as_secs_f64() / 1e9;
     let threads = model.threads();
-    let peak_core = kiln_jit::measure_peak_gflops(args.jit.ukernels.into());
+    let peak_core = kiln_jit::measure_peak_gflops(args.jit.ukernels);
     let peak = peak_core * threads as f64;
     let batch = p
         .graph
@@ -149,7 +151,7 @@ pub fn bench(args: BenchArgs) -> Result<(), CliError> {
             "model": args.model.model,
             "batch": batch,
             "threads": threads,
-            "ukernels": format!("{:?}", args.jit.ukernels).to_lowercase(),
+            "ukernels": args.jit.ukernels.to_string(),
             "passes": args.model.passes,
             "passes_s": passes_s,
             "compile_s": compile_s,
@@ -163,6 +165,15 @@ pub fn bench(args: BenchArgs) -> Result<(), CliError> {
             "peak_share": gflops / peak,
             "macs": macs,
         });
+        let mut doc = doc;
+        if let Some(top) = args.profile {
+            let rows = profile_rows(&p.graph, &launches);
+            doc["profile"] = rows
+                .iter()
+                .take(top)
+                .map(|r| json!({"node": r.node, "median_ms": ms(r.median), "share": r.share, "macs": r.macs, "gflops": r.gflops()}))
+                .collect();
+        }
         println!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("JSON of plain values")
@@ -185,5 +196,75 @@ pub fn bench(args: BenchArgs) -> Result<(), CliError> {
     );
     println!("throughput  {throughput:.1} images/s");
     println!("compute     {gflops:.1} GFLOP/s = {:.0}% of {peak:.0} GFLOP/s peak ({threads} threads x {peak_core:.0}, measured now)", 100.0 * gflops / peak);
+    if let Some(top) = args.profile {
+        let rows = profile_rows(&p.graph, &launches);
+        println!("\nslowest nodes (median of {} runs; share of the summed launch times)", args.iterations);
+        println!("{:>9} {:>6} {:>9}  node", "ms", "share", "GFLOP/s");
+        for r in rows.iter().take(top) {
+            let rate = if r.macs > 0 { format!("{:.1}", r.gflops()) } else { "-".into() };
+            println!("{:>9.3} {:>5.1}% {:>9}  {}", ms(r.median), 100.0 * r.share, rate, r.node);
+        }
+        if rows.len() > top {
+            let rest: Duration = rows[top..].iter().map(|r| r.median).sum();
+            println!("{:>9.3} {:>5.1}% {:>9}  ({} other nodes)", ms(rest), 100.0 * rows[top..].iter().map(|r| r.share).sum::<f64>(), "", rows.len() - top);
+        }
+    }
     Ok(())
+}
+
+/// One node's line of `--profile`.
+struct ProfileRow {
+    node: String,
+    median: Duration,
+    share: f64,
+    macs: u64,
+}
+
+impl ProfileRow {
+    fn gflops(&self) -> f64 {
+        2.0 * self.macs as f64 / self.median.as_secs_f64().max(1e-12) / 1e9
+    }
+}
+
+/// Per node (launches of one node summed within a run), the median over runs,
+/// slowest first.
+fn profile_rows(g: &Graph, runs: &[Vec<(String, Duration)>]) -> Vec<ProfileRow> {
+    let macs: std::collections::HashMap<String, u64> = kiln_ir::cost::cost(g)
+        .nodes
+        .iter()
+        .map(|(id, c)| (g.describe(*id), c.macs))
+        .collect();
+    let mut per_node: Vec<(String, Vec<Duration>)> = Vec::new();
+    for run in runs {
+        let mut index = std::collections::HashMap::new();
+        let mut sums: Vec<(String, Duration)> = Vec::new();
+        for (node, d) in run {
+            let i = *index.entry(node.clone()).or_insert_with(|| {
+                sums.push((node.clone(), Duration::ZERO));
+                sums.len() - 1
+            });
+            sums[i].1 += *d;
+        }
+        for (node, d) in sums {
+            match per_node.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, v)) => v.push(d),
+                None => per_node.push((node, vec![d])),
+            }
+        }
+    }
+    let mut rows: Vec<ProfileRow> = per_node
+        .into_iter()
+        .map(|(node, mut v)| {
+            v.sort();
+            let median = v[v.len() / 2];
+            let macs = macs.get(&node).copied().unwrap_or(0);
+            ProfileRow { node, median, share: 0.0, macs }
+        })
+        .collect();
+    let total: f64 = rows.iter().map(|r| r.median.as_secs_f64()).sum();
+    for r in &mut rows {
+        r.share = r.median.as_secs_f64() / total.max(1e-12);
+    }
+    rows.sort_by(|a, b| b.median.cmp(&a.median));
+    rows
 }

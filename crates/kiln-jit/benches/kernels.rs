@@ -82,7 +82,7 @@ fn convs(c: &mut Criterion) {
                 .unwrap();
                 let x = input_for(&g);
                 group.bench_with_input(
-                    BenchmarkId::new(format!("{uk:?}").to_lowercase(), &name),
+                    BenchmarkId::new(uk.to_string(), &name),
                     &x,
                     |b, x| b.iter(|| m.run(x).unwrap()),
                 );

@@ -7,6 +7,7 @@
 
 pub mod codegen;
 mod error;
+mod legalize;
 mod lower;
 mod model;
 mod plan;
@@ -39,6 +40,17 @@ impl std::str::FromStr for Ukernels {
             "auto" => Ok(Ukernels::Auto),
             "off" => Ok(Ukernels::Off),
             other => other.parse().map(Ukernels::Force),
+        }
+    }
+}
+
+impl std::fmt::Display for Ukernels {
+    /// The name `from_str` reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ukernels::Auto => f.write_str("auto"),
+            Ukernels::Off => f.write_str("off"),
+            Ukernels::Force(isa) => write!(f, "{isa}"),
         }
     }
 }
@@ -104,6 +116,8 @@ fn compile_inner(
             )));
         }
     }
+    let legal = legalize::explicit_conv_padding(g)?;
+    let g = &legal;
     let order = g
         .topo_order()
         .map_err(|n| JitError::InvalidGraph(format!("cycle through {}", g.describe(n))))?;
@@ -162,6 +176,7 @@ fn compile_inner(
         threads,
         compile_time: started.elapsed(),
         tile_name,
+        buffers: std::sync::Mutex::new(Vec::new()),
         _code: model::Code(Some(module)),
     })
 }

@@ -1,6 +1,7 @@
 //! Lowering: one or more kernels per node, in schedule order, with weights
 //! packed into the constant pool at compile time.
 
+use crate::codegen::gemm::{Gather, GemmBlocking, GemmSpec};
 use crate::codegen::kernels::*;
 use crate::codegen::{Jit, Region};
 use crate::error::JitError;
@@ -211,15 +212,56 @@ pub fn lower(
                     None => None,
                 };
                 let res = c.residual_slot().map(|s| cx.loc(ops[s]));
+                let i = |v: usize| v as i64;
+                let (kh, kw) = (i(c.kernel[0]), i(c.kernel[1]));
+                let shifted = c.stride == [1, 1] && c.pad == [0; 4] && kh * kw > 1;
+                let (gather, columns) = if shifted {
+                    let gather = Gather::Shifted {
+                        h: i(h),
+                        w: i(w),
+                        cg: i(cg),
+                        kh,
+                        kw,
+                        dh: i(c.dilation[0]),
+                        dw: i(c.dilation[1]),
+                        ow: i(ow),
+                    };
+                    // the input's grid up to the last output pixel
+                    (gather, i((oh - 1) * w + ow))
+                } else {
+                    let gather = Gather::Conv {
+                        h: i(h),
+                        w: i(w),
+                        cg: i(cg),
+                        kh,
+                        kw,
+                        sh: i(c.stride[0]),
+                        sw: i(c.stride[1]),
+                        pt: i(c.pad[0]),
+                        pl: i(c.pad[1]),
+                        dh: i(c.dilation[0]),
+                        dw: i(c.dilation[1]),
+                        ow: i(ow),
+                    };
+                    (gather, i(oh * ow))
+                };
                 let spec = GemmSpec {
-                    n: n as i64,
-                    groups: groups as i64,
-                    mg: og as i64,
-                    k: k as i64,
-                    p: (oh * ow) as i64,
+                    n: i(n),
+                    groups: i(groups),
+                    mg: i(og),
+                    k: i(k),
+                    p: columns,
                     mr,
                     nr,
-                    mb: (256 + mr - 1) / mr,
+                    blocking: GemmBlocking::choose(
+                        mr,
+                        nr,
+                        i(og),
+                        columns,
+                        kh * kw,
+                        i(cg),
+                        i(n * groups),
+                    ),
                     a_off,
                     a_len: packed.len() as i64,
                     bias,
@@ -227,22 +269,9 @@ pub fn lower(
                     x,
                     y,
                     res,
-                    cm: (oh * ow) as i64,
+                    cm: i(oh * ow),
                     cp: 1,
-                    gather: Gather::Conv {
-                        h: h as i64,
-                        w: w as i64,
-                        cg: cg as i64,
-                        kh: c.kernel[0] as i64,
-                        kw: c.kernel[1] as i64,
-                        sh: c.stride[0] as i64,
-                        sw: c.stride[1] as i64,
-                        pt: c.pad[0] as i64,
-                        pl: c.pad[1] as i64,
-                        dh: c.dilation[0] as i64,
-                        dw: c.dilation[1] as i64,
-                        ow: ow as i64,
-                    },
+                    gather,
                 };
                 scratch = scratch.max(spec.scratch());
                 emit(jit, "conv2d", spec.tiles(), &mut |em, _| spec.emit(em))?;
@@ -270,7 +299,7 @@ pub fn lower(
                     p: nb as i64,
                     mr,
                     nr,
-                    mb: (256 + mr - 1) / mr,
+                    blocking: GemmBlocking::choose(mr, nr, m as i64, nb as i64, 1, k as i64, 1),
                     a_off,
                     a_len: packed.len() as i64,
                     bias,

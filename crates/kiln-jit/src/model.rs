@@ -43,6 +43,10 @@ pub struct CompiledModel {
     pub(crate) threads: usize,
     pub(crate) compile_time: Duration,
     pub(crate) tile_name: &'static str,
+    /// Arenas and scratch buffers of finished runs, reused so that a run does
+    /// not page-fault tens of MB of fresh memory (every kernel writes what it
+    /// reads later, so a reused buffer needs no clearing).
+    pub(crate) buffers: std::sync::Mutex<Vec<(Vec<f32>, Vec<f32>)>>,
     pub(crate) _code: Code,
 }
 
@@ -96,11 +100,16 @@ impl CompiledModel {
                 });
             }
         }
-        let mut arena = vec![0.0f32; self.arena_len.max(1)];
+        let reused = self.buffers.lock().ok().and_then(|mut b| b.pop());
+        let (mut arena, mut scratch) = reused.unwrap_or_else(|| {
+            (
+                vec![0.0f32; self.arena_len.max(1)],
+                vec![0.0f32; (self.threads + 1) * self.scratch_len],
+            )
+        });
         for ((_, ty, loc), t) in self.inputs.iter().zip(inputs) {
             copy_in(&mut arena, loc, &ty.shape, &t.data);
         }
-        let mut scratch = vec![0.0f32; (self.threads + 1) * self.scratch_len];
         let status = AtomicU32::new(0);
         let base = Ptrs {
             arena: arena.as_mut_ptr(),
@@ -160,7 +169,7 @@ impl CompiledModel {
                 JitError::OutOfBounds { node: step(code) }
             });
         }
-        Ok(self
+        let outputs = self
             .outputs
             .iter()
             .map(|(ty, loc)| {
@@ -181,7 +190,11 @@ impl CompiledModel {
                     data,
                 }
             })
-            .collect())
+            .collect();
+        if let Ok(mut b) = self.buffers.lock() {
+            b.push((arena, scratch));
+        }
+        Ok(outputs)
     }
 
     /// Runs with inputs given by name (any order; every input exactly once).

@@ -9,6 +9,7 @@
 //! constant pool, `tile` selects the part of the output this call writes, and
 //! `scratch` is the calling worker's private buffer.
 
+pub mod gemm;
 pub mod isa;
 pub mod kernels;
 pub mod loops;
@@ -17,7 +18,7 @@ pub mod tile;
 
 use crate::error::JitError;
 use crate::ukernel::Microkernel;
-use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
     types, AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
 };
@@ -427,14 +428,10 @@ impl Em<'_> {
         let call = self.b.ins().call(self.libm[2], &[x, y]);
         self.b.inst_results(call)[0]
     }
-    /// Overwrites the `mr x nr` scratch tile at `c` (row stride `nr`) with `A x B`.
-    pub fn call_tile(&mut self, k: i64, nr: i64, a: Value, b: Value, c: Value) {
-        let kv = self.c(k);
-        let ldc = self.c(nr);
-        let overwrite = self.c(0);
-        self.b
-            .ins()
-            .call(self.tile_fn, &[kv, a, b, c, ldc, overwrite]);
+    /// Calls the matmul tile: `C (+)= A x B` for a `k`-deep panel pair, `C`
+    /// with row stride `ldc`, accumulating when `acc` is non-zero (i64 values).
+    pub fn call_tile(&mut self, k: Value, a: Value, b: Value, c: Value, ldc: Value, acc: Value) {
+        self.b.ins().call(self.tile_fn, &[k, a, b, c, ldc, acc]);
     }
     /// Sets the status word to `code` (a non-bounds failure such as a bad label).
     pub fn fail(&mut self, code: u32) {
@@ -443,6 +440,8 @@ impl Em<'_> {
             .ins()
             .store(MemFlagsData::trusted(), v, self.status, 0);
     }
+    /// `x < 0 ? 0 : x` (NaN passes through, as in the interpreter): a compare
+    /// and a select, which lower to far fewer instructions than `fmax`.
     pub fn relu(&mut self, v: Value) -> Value {
         let ty = self.b.func.dfg.value_type(v);
         let z = if ty == types::F32X4 {
@@ -450,7 +449,12 @@ impl Em<'_> {
         } else {
             self.f(0.0)
         };
-        self.b.ins().fmax(v, z)
+        let neg = self.b.ins().fcmp(FloatCC::LessThan, v, z);
+        if ty == types::F32X4 {
+            self.b.ins().bitselect(neg, z, v)
+        } else {
+            self.b.ins().select(neg, z, v)
+        }
     }
     pub fn block(&mut self) -> Block {
         self.b.create_block()

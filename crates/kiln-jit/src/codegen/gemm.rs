@@ -1,0 +1,705 @@
+//! The GEMM kernel of convs and dense layers: `Y = A x B (+ bias)
+//! (+ residual) (relu)`, `A` the weights pre-packed in the constant pool
+//! (`mr`-row panels, `k`-major, per group), `B` gathered from the input
+//! (im2col for a conv, a transpose for a dense layer) a K block at a time.
+//!
+//! A tile (one parallel call) is one image, one group, a block of `nq * nr`
+//! output pixels and a block of `mb * mr` output rows. Its loop nest is the
+//! BLIS one, with the packing of B replaced by the gather:
+//!
+//! ```text
+//! for each K block (kc rows, a whole number of input channels):
+//!     gather B[kc x nq*nr] into nq panels of kc x nr       (scratch, L2)
+//!     for each of the nq panels:                           (kc x nr in L1)
+//!         for each mr-row panel of A:                      (streams from L2)
+//!             tile(kc, A, B panel, C, ldc, accumulate = not the first K block)
+//! epilogue: C + bias (+ residual), ReLU, stored into Y
+//! ```
+//!
+//! C lives in scratch (`mb * mr x nq * nr`); the K blocks depend only on the
+//! shape, never on threads, so the sum order of every output is fixed.
+
+use super::kernels::Loc;
+use super::{Em, Region};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, ConstantData, InstBuilder, MemFlagsData, Value};
+
+/// How `B` is gathered from the input.
+#[derive(Clone, Debug)]
+pub enum Gather {
+    /// im2col of a conv: column = output pixel, row = (input channel, kh, kw).
+    Conv {
+        h: i64,
+        w: i64,
+        cg: i64,
+        kh: i64,
+        kw: i64,
+        sh: i64,
+        sw: i64,
+        pt: i64,
+        pl: i64,
+        dh: i64,
+        dw: i64,
+        ow: i64,
+    },
+    /// A stride-1 unpadded conv computed on the input's own pixel grid: output
+    /// column `p = oh * w + ow` for `ow < w` (the columns `ow >= ow_out` are
+    /// computed and dropped), so that tap `(i, j)` of every column is the input
+    /// shifted by `i * dh * w + j * dw`: each row of B is one contiguous copy.
+    /// Padded convs get here through an explicit `pad` (see `lib.rs`).
+    Shifted {
+        h: i64,
+        w: i64,
+        cg: i64,
+        kh: i64,
+        kw: i64,
+        dh: i64,
+        dw: i64,
+        ow: i64,
+    },
+    /// Dense: column = batch row, row = input feature.
+    Dense,
+}
+
+impl Gather {
+    /// Rows of B per reduction unit (an input channel of a conv, a feature of a dense layer).
+    fn unit_rows(&self) -> i64 {
+        match self {
+            Gather::Conv { kh, kw, .. } | Gather::Shifted { kh, kw, .. } => kh * kw,
+            Gather::Dense => 1,
+        }
+    }
+    fn units(&self, k: i64) -> i64 {
+        k / self.unit_rows()
+    }
+    /// A 1x1, stride-1, unpadded conv: B is the input itself, row-major.
+    fn pointwise(&self) -> bool {
+        matches!(self, Gather::Conv { kh: 1, kw: 1, sh: 1, sw: 1, pt: 0, pl: 0, ow, w, .. } if ow == w)
+    }
+}
+
+/// Cache blocking of one GEMM kernel, from the tile shape and the problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmBlocking {
+    /// `nr`-column panels per tile.
+    pub nq: i64,
+    /// `mr`-row panels per tile.
+    pub mb: i64,
+    /// Reduction units (input channels / features) per K block.
+    pub ku: i64,
+}
+
+impl GemmBlocking {
+    /// The `kc x nr` B panel in about half of a 32 KiB L1 (the smallest L1d of
+    /// the CPUs kiln targets), about 128 pixels and 128 output rows a tile so
+    /// that the gathered B block, A block and C block sit in L2 together.
+    pub fn choose(mr: i64, nr: i64, mg: i64, p: i64, unit_rows: i64, units: i64, items: i64) -> Self {
+        let kc = (4096 / nr).max(unit_rows);
+        let panels = (mg + mr - 1) / mr;
+        let mut b = GemmBlocking {
+            nq: ((p + nr - 1) / nr).clamp(1, (128 / nr).max(1)),
+            // up to 512 rows share one gathered B block (the gather is the cost
+            // a GEMM on packed operands does not have)
+            mb: panels.clamp(1, (512 + mr - 1) / mr),
+            ku: (kc / unit_rows).clamp(1, units.max(1)),
+        };
+        // at least 8 tiles where the problem allows, so that two to four
+        // threads stay busy: fewer rows a tile first, then fewer pixels
+        let tiles = |b: &GemmBlocking| {
+            items * ((p + b.nq * nr - 1) / (b.nq * nr)) * ((panels + b.mb - 1) / b.mb)
+        };
+        while tiles(&b) < 8 && (b.mb > 4 || b.nq > 1) {
+            if b.mb > 4 {
+                b.mb = (b.mb + 1) / 2;
+            } else {
+                b.nq = (b.nq + 1) / 2;
+            }
+        }
+        b
+    }
+}
+
+/// One conv or dense layer as a GEMM; see the module docs.
+#[derive(Clone, Debug)]
+pub struct GemmSpec {
+    pub n: i64,
+    pub groups: i64,
+    /// Output rows (channels / features) per group.
+    pub mg: i64,
+    /// Reduction length per group.
+    pub k: i64,
+    /// Output columns (pixels / batch rows).
+    pub p: i64,
+    pub mr: i64,
+    pub nr: i64,
+    pub blocking: GemmBlocking,
+    pub a_off: i64,
+    pub a_len: i64,
+    pub bias: Option<i64>,
+    pub relu: bool,
+    pub x: Loc,
+    pub y: Loc,
+    pub res: Option<Loc>,
+    /// Output strides of a row (output channel / feature) and a column (pixel / batch row).
+    pub cm: i64,
+    pub cp: i64,
+    pub gather: Gather,
+}
+
+impl GemmSpec {
+    fn nmp(&self) -> i64 {
+        (self.mg + self.mr - 1) / self.mr
+    }
+    fn nmb(&self) -> i64 {
+        (self.nmp() + self.blocking.mb - 1) / self.blocking.mb
+    }
+    /// Pixels of a tile.
+    fn nb(&self) -> i64 {
+        self.blocking.nq * self.nr
+    }
+    fn npb(&self) -> i64 {
+        (self.p + self.nb() - 1) / self.nb()
+    }
+    fn kc_max(&self) -> i64 {
+        self.blocking.ku * self.gather.unit_rows()
+    }
+    // scratch layout: [B kc_max x nb][C mb*mr x nb][2 x nb pixel bases (i32)]
+    fn c_base(&self) -> i64 {
+        self.kc_max() * self.nb()
+    }
+    fn int_base(&self) -> i64 {
+        self.c_base() + self.blocking.mb * self.mr * self.nb()
+    }
+    pub fn tiles(&self) -> usize {
+        (self.n * self.groups * self.npb() * self.nmb()) as usize
+    }
+    /// Scratch floats a tile needs.
+    pub fn scratch(&self) -> usize {
+        (self.int_base() + 2 * self.nb()) as usize
+    }
+
+    pub fn emit(&self, em: &mut Em) {
+        let d = em.split(em.tile, &[self.n, self.groups, self.npb(), self.nmb()]);
+        let t = TileVars {
+            ni: d[0],
+            g: d[1],
+            pb: d[2],
+            p0: em.mul(d[2], self.nb()),
+            mp0: em.mul(d[3], self.blocking.mb),
+            mpend: {
+                let mp0 = em.mul(d[3], self.blocking.mb);
+                let e = em.add(mp0, self.blocking.mb);
+                let lim = em.c(self.nmp());
+                em.b.ins().smin(e, lim)
+            },
+        };
+        match self.gather {
+            Gather::Conv { .. } if !self.gather.pointwise() => self.pixel_bases(em, &t),
+            Gather::Shifted { .. } => self.output_index(em, &t),
+            _ => {}
+        }
+        let units = self.gather.units(self.k);
+        let ku = self.blocking.ku;
+        let (full, rem) = (units / ku, units % ku);
+        em.for_c(0, full, 1, |em, kb| {
+            let u0 = em.mul(kb, ku);
+            let first = em.b.ins().icmp_imm(IntCC::NotEqual, kb, 0);
+            let acc = em.b.ins().uextend(types::I64, first);
+            self.k_block(em, &t, u0, ku, acc);
+        });
+        if rem > 0 {
+            let u0 = em.c(full * ku);
+            let acc = em.c((full > 0) as i64);
+            self.k_block(em, &t, u0, rem, acc);
+        }
+        self.epilogue(em, &t);
+    }
+
+    /// Pixels the last pixel block holds (all others hold `nb`).
+    fn last_valid(&self) -> i64 {
+        self.p - (self.npb() - 1) * self.nb()
+    }
+
+    /// Emits `body(valid)` for the tile's pixel count: `nb`, or the last
+    /// block's, both compile-time constants.
+    fn per_valid(&self, em: &mut Em, t: &TileVars, body: impl Fn(&mut Em, i64)) {
+        let last = self.last_valid();
+        if last == self.nb() {
+            body(em, last);
+        } else {
+            let is_last = em.b.ins().icmp_imm(IntCC::Equal, t.pb, self.npb() - 1);
+            em.if_else(is_last, |em| body(em, last), |em| body(em, self.nb()));
+        }
+    }
+
+    fn srange(&self) -> (i64, i64) {
+        (0, self.scratch() as i64)
+    }
+
+    /// One K block: `nu` units from `u0`, gathered, then every tile call.
+    fn k_block(&self, em: &mut Em, t: &TileVars, u0: Value, nu: i64, acc: Value) {
+        let kcl = nu * self.gather.unit_rows();
+        match &self.gather {
+            Gather::Dense => self.gather_dense(em, t, u0, nu),
+            g if g.pointwise() => self.per_valid(em, t, |em, valid| {
+                self.gather_pointwise(em, t, u0, nu, valid)
+            }),
+            Gather::Shifted { .. } => self.per_valid(em, t, |em, valid| {
+                self.gather_shifted(em, t, u0, nu, valid)
+            }),
+            _ => self.gather_conv(em, t, u0, nu),
+        }
+        let (mr, nr, nb, k) = (self.mr, self.nr, self.nb(), self.k);
+        let srange = self.srange();
+        let nmp = self.nmp();
+        let ldc = em.c(nb);
+        let kv = em.c(kcl);
+        for q in 0..self.blocking.nq {
+            let boff = em.c(q * kcl * nr);
+            let b = em.block_ptr(Region::Scratch, boff, srange, kcl * nr);
+            em.for_dyn(t.mp0, t.mpend, 1, |em, mp| {
+                let gp = em.mul(t.g, nmp);
+                let panel = em.iadd(gp, mp);
+                let pa = em.mad(panel, k * mr, self.a_off);
+                let ua = em.mul(u0, self.gather.unit_rows() * mr);
+                let aoff = em.iadd(pa, ua);
+                let a = em.block_ptr(
+                    Region::Const,
+                    aoff,
+                    (self.a_off, self.a_off + self.a_len),
+                    kcl * mr,
+                );
+                let lm = em.b.ins().isub(mp, t.mp0);
+                let coff = em.mad(lm, mr * nb, self.c_base() + q * nr);
+                let c = em.block_ptr(Region::Scratch, coff, srange, (mr - 1) * nb + nr);
+                em.call_tile(kv, a, b, c, ldc, acc);
+            });
+        }
+    }
+
+    fn gather_dense(&self, em: &mut Em, t: &TileVars, u0: Value, nu: i64) {
+        let (x, nr, pp, srange) = (self.x, self.nr, self.p, self.srange());
+        for q in 0..self.blocking.nq {
+            em.for_c(0, nr, 1, |em, col| {
+                let pq = em.add(t.p0, q * nr);
+                let p = em.iadd(pq, col);
+                let ok = em.b.ins().icmp_imm(IntCC::SignedLessThan, p, pp);
+                let dst0 = em.add(col, q * nu * nr);
+                em.if_else(
+                    ok,
+                    |em| {
+                        let xr = em.mad(p, x.bstride, x.off);
+                        let xr = em.iadd(xr, u0);
+                        em.for_c(0, nu, 1, |em, kk| {
+                            let so = em.iadd(xr, kk);
+                            let v = em.ld(x.region, so, x.range());
+                            let ko = em.mul(kk, nr);
+                            let dof = em.iadd(dst0, ko);
+                            em.st(Region::Scratch, dof, srange, v);
+                        });
+                    },
+                    |em| {
+                        em.for_c(0, nu, 1, |em, kk| {
+                            let z = em.f(0.0);
+                            let ko = em.mul(kk, nr);
+                            let dof = em.iadd(dst0, ko);
+                            em.st(Region::Scratch, dof, srange, z);
+                        });
+                    },
+                );
+            });
+        }
+    }
+
+    /// 1x1 conv: row `c` of B is input channel `c`'s pixels, copied a vector
+    /// at a time; `valid` pixels of the tile exist, the rest are zero.
+    fn gather_pointwise(&self, em: &mut Em, t: &TileVars, u0: Value, nu: i64, valid: i64) {
+        let (x, nr, pp) = (self.x, self.nr, self.p);
+        let xb0 = em.mad(t.ni, x.bstride, x.off);
+        let goff = em.mul(t.g, self.k * pp);
+        let xb = em.iadd(xb0, goff);
+        let src0 = em.iadd(xb, t.p0);
+        for q in 0..self.blocking.nq {
+            let vq = (valid - q * nr).clamp(0, nr);
+            em.for_c(0, nu, 1, |em, cc| {
+                let c = em.iadd(u0, cc);
+                let row = em.mul(c, pp);
+                let rs = em.iadd(src0, row);
+                let rs = em.add(rs, q * nr);
+                let dst = em.mad(cc, nr, q * nu * nr);
+                self.copy_row(em, rs, dst, vq);
+            });
+        }
+    }
+
+    /// Shifted conv: row `(c, i, j)` of B is input channel `c` from column
+    /// `i * dh * w + j * dw` on, one contiguous copy per row.
+    fn gather_shifted(&self, em: &mut Em, t: &TileVars, u0: Value, nu: i64, valid: i64) {
+        let Gather::Shifted {
+            h, w, cg, kh, kw, dh, dw, ..
+        } = self.gather
+        else {
+            return;
+        };
+        let (x, nr) = (self.x, self.nr);
+        let kcl = nu * kh * kw;
+        let xb0 = em.mad(t.ni, x.bstride, x.off);
+        let goff = em.mul(t.g, cg * h * w);
+        let xb = em.iadd(xb0, goff);
+        let src0 = em.iadd(xb, t.p0);
+        for q in 0..self.blocking.nq {
+            let vq = (valid - q * nr).clamp(0, nr);
+            em.for_c(0, nu, 1, |em, cc| {
+                let c = em.iadd(u0, cc);
+                let row = em.mul(c, h * w);
+                let rs0 = em.iadd(src0, row);
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let rs = em.add(rs0, q * nr + i * dh * w + j * dw);
+                        let r = em.mul(cc, kh * kw);
+                        let dst = em.mad(r, nr, q * kcl * nr + (i * kw + j) * nr);
+                        self.copy_row(em, rs, dst, vq);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Shifted conv: the output element (`oh * ow_out + ow`) of every column of
+    /// the tile, or -1 for the dropped columns (`ow >= ow_out`) and those past the end.
+    fn output_index(&self, em: &mut Em, t: &TileVars) {
+        let Gather::Shifted { w, ow, .. } = self.gather else {
+            return;
+        };
+        let (pp, nb, ib, srange) = (self.p, self.nb(), self.int_base(), self.srange());
+        em.for_c(0, nb, 1, |em, u| {
+            let p = em.iadd(t.p0, u);
+            let inside = em.b.ins().icmp_imm(IntCC::SignedLessThan, p, pp);
+            let oh = em.udiv(p, w);
+            let owi = em.urem(p, w);
+            let kept = em.b.ins().icmp_imm(IntCC::SignedLessThan, owi, ow);
+            let ok = em.b.ins().band(inside, kept);
+            let idx = em.mad(oh, ow, 0);
+            let idx = em.iadd(idx, owi);
+            let none = em.c(-1);
+            let idx = em.b.ins().select(ok, idx, none);
+            let idx = em.b.ins().ireduce(types::I32, idx);
+            let a = em.add(u, ib);
+            let pa = em.ptr(Region::Scratch, a, srange, 1);
+            em.b.ins().store(super::VF, idx, pa, 0);
+        });
+    }
+
+    /// One row of a B panel: `valid` input floats from `src`, zeros up to `nr`.
+    fn copy_row(&self, em: &mut Em, src: Value, dst: Value, valid: i64) {
+        let (x, nr, srange) = (self.x, self.nr, self.srange());
+        let v4 = valid / 4 * 4;
+        em.for_c(0, v4, 4, |em, col| {
+            let so = em.iadd(src, col);
+            let v = em.ldv(x.region, so, x.range());
+            let dof = em.iadd(dst, col);
+            em.stv(Region::Scratch, dof, srange, v);
+        });
+        em.for_c(v4, valid, 1, |em, col| {
+            let so = em.iadd(src, col);
+            let v = em.ld(x.region, so, x.range());
+            let dof = em.iadd(dst, col);
+            em.st(Region::Scratch, dof, srange, v);
+        });
+        em.for_c(valid, nr, 1, |em, col| {
+            let z = em.f(0.0);
+            let dof = em.iadd(dst, col);
+            em.st(Region::Scratch, dof, srange, z);
+        });
+    }
+
+    /// The top-left input coordinate of every pixel of the tile (i32 pairs in
+    /// scratch); pixels past the end get a row far outside, so every tap of
+    /// theirs reads as padding (zero).
+    fn pixel_bases(&self, em: &mut Em, t: &TileVars) {
+        let Gather::Conv {
+            sh, sw, pt, pl, ow, ..
+        } = self.gather
+        else {
+            return;
+        };
+        let (pp, nb, ib, srange) = (self.p, self.nb(), self.int_base(), self.srange());
+        em.for_c(0, nb, 1, |em, u| {
+            let p = em.iadd(t.p0, u);
+            let ok = em.b.ins().icmp_imm(IntCC::SignedLessThan, p, pp);
+            let oh = em.udiv(p, ow);
+            let owi = em.urem(p, ow);
+            let ihb = em.mad(oh, sh, -pt);
+            let iwb = em.mad(owi, sw, -pl);
+            let far = em.c(-(1 << 30));
+            let ihb = em.b.ins().select(ok, ihb, far);
+            let ihb = em.b.ins().ireduce(types::I32, ihb);
+            let iwb = em.b.ins().ireduce(types::I32, iwb);
+            let a = em.add(u, ib);
+            let pa = em.ptr(Region::Scratch, a, srange, 1);
+            em.b.ins().store(super::VF, ihb, pa, 0);
+            let a2 = em.add(u, ib + nb);
+            let pw = em.ptr(Region::Scratch, a2, srange, 1);
+            em.b.ins().store(super::VF, iwb, pw, 0);
+        });
+    }
+
+    /// im2col of `nu` input channels from `u0`: for each tap (channel, i, j)
+    /// and each pixel, the input element or zero (padding). Four pixels of
+    /// one output row that read inside the input are one vector load at
+    /// stride 1, two loads and a shuffle at stride 2.
+    fn gather_conv(&self, em: &mut Em, t: &TileVars, u0: Value, nu: i64) {
+        let Gather::Conv {
+            h,
+            w,
+            cg,
+            kh,
+            kw,
+            sw,
+            dh,
+            dw,
+            ..
+        } = self.gather
+        else {
+            return;
+        };
+        let (x, nr, nb, ib, srange) = (self.x, self.nr, self.nb(), self.int_base(), self.srange());
+        let kcl = nu * kh * kw;
+        let xb0 = em.mad(t.ni, x.bstride, x.off);
+        let goff = em.mul(t.g, cg * h * w);
+        let xb = em.iadd(xb0, goff);
+        let ld_i32 = |em: &mut Em, at: Value, width: i64| {
+            let pa = em.ptr(Region::Scratch, at, srange, width);
+            em.b.ins().sload32(super::VF, pa, 0)
+        };
+        em.for_c(0, self.blocking.nq, 1, |em, q| {
+            em.for_c(0, nu, 1, |em, cc| {
+                let c = em.iadd(u0, cc);
+                let cb = em.mul(c, h * w);
+                let xc = em.iadd(xb, cb);
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let row0 = em.mul(cc, kh * kw);
+                        let row = em.add(row0, i * kw + j);
+                        let qo = em.mul(q, kcl * nr);
+                        let ro = em.mul(row, nr);
+                        let dst = em.iadd(qo, ro);
+                        let u0p = em.mul(q, nr);
+                        // one element: the general path (padding, strides, dilation)
+                        let one = |em: &mut Em, col: Value| {
+                            let u = em.iadd(u0p, col);
+                            let a = em.add(u, ib);
+                            let ihb = ld_i32(em, a, 1);
+                            let a2 = em.add(u, ib + nb);
+                            let iwb = ld_i32(em, a2, 1);
+                            let ih = em.add(ihb, i * dh);
+                            let iw = em.add(iwb, j * dw);
+                            let okh = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, ih, h);
+                            let okw = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iw, w);
+                            let ok = em.b.ins().band(okh, okw);
+                            let ro = em.mul(ih, w);
+                            let o = em.iadd(ro, iw);
+                            let o = em.iadd(xc, o);
+                            let o = em.b.ins().select(ok, o, xb);
+                            let v = em.ld(x.region, o, x.range());
+                            let z = em.f(0.0);
+                            let v = em.b.ins().select(ok, v, z);
+                            let dof = em.iadd(dst, col);
+                            em.st(Region::Scratch, dof, srange, v);
+                        };
+                        let vector = dw == 1 && (sw == 1 || sw == 2) && nr % 4 == 0;
+                        if !vector {
+                            em.for_c(0, nr, 1, |em, col| one(em, col));
+                            continue;
+                        }
+                        // the input floats four pixels read span: 4 at stride 1, 7 (two loads: 8) at 2
+                        let span = if sw == 1 { 4 } else { 8 };
+                        em.for_c(0, nr, 4, |em, col| {
+                            let u = em.iadd(u0p, col);
+                            let a = em.add(u, ib);
+                            let ih0 = ld_i32(em, a, 4);
+                            let a3 = em.add(u, ib + 3);
+                            let ih3 = ld_i32(em, a3, 1);
+                            let a2 = em.add(u, ib + nb);
+                            let iw0 = ld_i32(em, a2, 1);
+                            let ih = em.add(ih0, i * dh);
+                            let iw = em.add(iw0, j);
+                            let iwe = em.add(iw, span - 1);
+                            let same = em.b.ins().icmp(IntCC::Equal, ih0, ih3);
+                            let okh = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, ih, h);
+                            let okw = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iw, w);
+                            let oke = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iwe, w);
+                            let ok = em.b.ins().band(same, okh);
+                            let ok2 = em.b.ins().band(okw, oke);
+                            let fast = em.b.ins().band(ok, ok2);
+                            em.if_else(
+                                fast,
+                                |em| {
+                                    let ro = em.mul(ih, w);
+                                    let o = em.iadd(ro, iw);
+                                    let o = em.iadd(xc, o);
+                                    let v = if sw == 1 {
+                                        em.ldv(x.region, o, x.range())
+                                    } else {
+                                        let lo = em.ldv(x.region, o, x.range());
+                                        let o4 = em.add(o, 4);
+                                        let hi = em.ldv(x.region, o4, x.range());
+                                        even_lanes(em, lo, hi)
+                                    };
+                                    let dof = em.iadd(dst, col);
+                                    em.stv(Region::Scratch, dof, srange, v);
+                                },
+                                |em| {
+                                    for l in 0..4 {
+                                        let cl = em.add(col, l);
+                                        one(em, cl);
+                                    }
+                                },
+                            );
+                        });
+                    }
+                }
+            });
+        });
+    }
+
+    /// `Y = C + bias (+ residual)`, ReLU, for the tile's valid rows and pixels.
+    fn epilogue(&self, em: &mut Em, t: &TileVars) {
+        let (mr, nb, mg, cm, cp) = (self.mr, self.nb(), self.mg, self.cm, self.cp);
+        let (y, res, srange, ib) = (self.y, self.res, self.srange(), self.int_base());
+        let shifted = matches!(self.gather, Gather::Shifted { .. });
+        self.per_valid(em, t, |em, valid| {
+            em.for_dyn(t.mp0, t.mpend, 1, |em, mp| {
+                em.for_c(0, mr, 1, |em, r| {
+                    let m0 = em.mul(mp, mr);
+                    let m = em.iadd(m0, r);
+                    let inside = em.b.ins().icmp_imm(IntCC::SignedLessThan, m, mg);
+                    em.when(inside, |em| {
+                        let g0 = em.mul(t.g, mg);
+                        let row = em.iadd(g0, m);
+                        let bias = match self.bias {
+                            Some(bo) => {
+                                let o = em.add(row, bo);
+                                em.ld(Region::Const, o, (bo, bo + mg * self.groups))
+                            }
+                            None => em.f(0.0),
+                        };
+                        let bias4 = em.b.ins().splat(types::F32X4, bias);
+                        let yr = em.mul(row, cm);
+                        // element offsets of column 0 of this row in Y and the residual
+                        let col0 = if shifted { em.c(0) } else { em.mul(t.p0, cp) };
+                        let yb0 = em.mad(t.ni, y.bstride, y.off);
+                        let yb = em.iadd(yb0, yr);
+                        let yb = em.iadd(yb, col0);
+                        let rb = res.map(|rl| {
+                            let b0 = em.mad(t.ni, rl.bstride, rl.off);
+                            let b1 = em.iadd(b0, yr);
+                            em.iadd(b1, col0)
+                        });
+                        let lm = em.b.ins().isub(mp, t.mp0);
+                        let lr = em.mad(lm, mr * nb, self.c_base());
+                        let crow = em.mad(r, nb, 0);
+                        let crow = em.iadd(lr, crow);
+                        // C column `col` to output element `yb + po` (+ `rb + po`)
+                        let store = |em: &mut Em, col: Value, po: Value, vector: bool| {
+                            let co = em.iadd(crow, col);
+                            let (mut v, b) = if vector {
+                                (em.ldv(Region::Scratch, co, srange), bias4)
+                            } else {
+                                (em.ld(Region::Scratch, co, srange), bias)
+                            };
+                            v = em.b.ins().fadd(v, b);
+                            if let (Some(rl), Some(rb)) = (res, rb) {
+                                let ro = em.iadd(rb, po);
+                                let w = if vector {
+                                    em.ldv(rl.region, ro, rl.range())
+                                } else {
+                                    em.ld(rl.region, ro, rl.range())
+                                };
+                                v = em.b.ins().fadd(v, w);
+                            }
+                            if self.relu {
+                                v = em.relu(v);
+                            }
+                            let yo = em.iadd(yb, po);
+                            if vector {
+                                em.stv(y.region, yo, y.range(), v);
+                            } else {
+                                em.st(y.region, yo, y.range(), v);
+                            }
+                        };
+                        if !shifted {
+                            let v4 = if cp == 1 { valid / 4 * 4 } else { 0 };
+                            em.for_c(0, v4, 4, |em, col| store(em, col, col, true));
+                            em.for_c(v4, valid, 1, |em, col| {
+                                let po = em.mul(col, cp);
+                                store(em, col, po, false)
+                            });
+                            return;
+                        }
+                        let index = |em: &mut Em, col: Value, lane: i64| {
+                            let a = em.add(col, ib + lane);
+                            let pa = em.ptr(Region::Scratch, a, srange, 1);
+                            em.b.ins().sload32(super::VF, pa, 0)
+                        };
+                        let one = |em: &mut Em, col: Value| {
+                            let po = index(em, col, 0);
+                            let kept = em.b.ins().icmp_imm(IntCC::SignedGreaterThanOrEqual, po, 0);
+                            em.when(kept, |em| store(em, col, po, false));
+                        };
+                        let v4 = valid / 4 * 4;
+                        em.for_c(0, v4, 4, |em, col| {
+                            // four columns of one output row: one vector
+                            let i0 = index(em, col, 0);
+                            let i3 = index(em, col, 3);
+                            let e = em.add(i0, 3);
+                            let run = em.b.ins().icmp(IntCC::Equal, i3, e);
+                            let kept = em.b.ins().icmp_imm(IntCC::SignedGreaterThanOrEqual, i0, 0);
+                            let fast = em.b.ins().band(run, kept);
+                            em.if_else(
+                                fast,
+                                |em| store(em, col, i0, true),
+                                |em| {
+                                    for l in 0..4 {
+                                        let cl = em.add(col, l);
+                                        one(em, cl);
+                                    }
+                                },
+                            );
+                        });
+                        em.for_c(v4, valid, 1, |em, col| one(em, col));
+                    });
+                });
+            });
+        });
+    }
+}
+
+/// The values every part of a tile's loop nest shares.
+struct TileVars {
+    ni: Value,
+    g: Value,
+    pb: Value,
+    p0: Value,
+    mp0: Value,
+    mpend: Value,
+}
+
+/// Lanes 0 and 2 of `lo` and of `hi`: four stride-2 pixels from eight floats.
+fn even_lanes(em: &mut Em, lo: Value, hi: Value) -> Value {
+    let le = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+    let a = em.b.ins().bitcast(types::I8X16, le, lo);
+    let b = em.b.ins().bitcast(types::I8X16, le, hi);
+    let bytes: Vec<u8> = [0u8, 2, 4, 6]
+        .iter()
+        .flat_map(|&lane| (0..4).map(move |i| lane * 4 + i))
+        .collect();
+    let mask = em
+        .b
+        .func
+        .dfg
+        .immediates
+        .push(ConstantData::from(bytes.as_slice()));
+    let s = em.b.ins().shuffle(a, b, mask);
+    em.b.ins().bitcast(types::F32X4, le, s)
+}
