@@ -116,8 +116,8 @@ fn compile_inner(
             )));
         }
     }
-    let legal = legalize::explicit_conv_padding(g)?;
-    let g = &legal;
+    let (legal, legal_params) = legalize::legalize(g, params)?;
+    let (g, params) = (&legal, &legal_params);
     let order = g
         .topo_order()
         .map_err(|n| JitError::InvalidGraph(format!("cycle through {}", g.describe(n))))?;
@@ -167,7 +167,11 @@ fn compile_inner(
         .collect();
     Ok(CompiledModel {
         launches,
-        consts: low.consts,
+        consts: {
+            let mut c = low.consts;
+            c.resize(c.len() + plan::READ_SLACK, 0.0);
+            c
+        },
         arena_len: plan.arena_len,
         scratch_len: low.scratch,
         inputs,

@@ -193,6 +193,28 @@ pub fn lower(
                 let (og, cg) = (o / groups, cin / groups);
                 let k = cg * c.kernel[0] * c.kernel[1];
                 let wt = cx.param(ops[1], "weight", &node)?.data.clone();
+                let taps = c.kernel[0] * c.kernel[1];
+                // 1x1 and shifted convs reduce tap by tap (codegen/gemm.rs): A's
+                // columns in (tap, channel) order instead of (channel, tap)
+                let pointwise = taps == 1
+                    && c.stride == [1, 1]
+                    && c.pad == [0; 4]
+                    && ow == w;
+                let shifted = c.stride == [1, 1] && c.pad == [0; 4] && taps > 1;
+                let tap_major = pointwise || shifted;
+                let wt = if tap_major && taps > 1 {
+                    let mut t = vec![0.0; wt.len()];
+                    for oc in 0..o {
+                        for ci in 0..cg {
+                            for tp in 0..taps {
+                                t[(oc * taps + tp) * cg + ci] = wt[(oc * cg + ci) * taps + tp];
+                            }
+                        }
+                    }
+                    t
+                } else {
+                    wt
+                };
                 let mut packed = Vec::new();
                 for gi in 0..groups {
                     pack_panels(
@@ -214,7 +236,6 @@ pub fn lower(
                 let res = c.residual_slot().map(|s| cx.loc(ops[s]));
                 let i = |v: usize| v as i64;
                 let (kh, kw) = (i(c.kernel[0]), i(c.kernel[1]));
-                let shifted = c.stride == [1, 1] && c.pad == [0; 4] && kh * kw > 1;
                 let (gather, columns) = if shifted {
                     let gather = Gather::Shifted {
                         h: i(h),
@@ -258,7 +279,7 @@ pub fn lower(
                         nr,
                         i(og),
                         columns,
-                        kh * kw,
+                        if tap_major { 1 } else { kh * kw },
                         i(cg),
                         i(n * groups),
                     ),

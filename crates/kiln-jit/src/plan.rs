@@ -14,6 +14,11 @@ use std::collections::HashMap;
 /// Alignment of every storage in the arena, in floats (one cache line).
 const ALIGN: usize = 16;
 
+/// Floats of slack after the arena and the constant pool: a GEMM tile may
+/// read up to this far past the end of its input (columns it then drops,
+/// see codegen/gemm.rs), and the reads must stay inside the allocation.
+pub const READ_SLACK: usize = 256;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Home {
     /// An arena storage (index into `Plan::storages`).
@@ -307,5 +312,6 @@ pub fn plan(g: &Graph, order: Vec<NodeId>) -> Plan {
         p.arena_len = p.arena_len.max(off + size);
         done.push(s);
     }
+    p.arena_len += READ_SLACK;
     p
 }

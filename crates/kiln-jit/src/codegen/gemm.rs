@@ -161,6 +161,9 @@ impl GemmSpec {
         (self.p + self.nb() - 1) / self.nb()
     }
     fn kc_max(&self) -> i64 {
+        if self.tap_major().is_some() {
+            return self.blocking.ku;
+        }
         self.blocking.ku * self.gather.unit_rows()
     }
     // scratch layout: [B kc_max x nb][C mb*mr x nb][2 x nb pixel bases (i32)]
@@ -198,19 +201,37 @@ impl GemmSpec {
             Gather::Shifted { .. } => self.output_index(em, &t),
             _ => {}
         }
-        let units = self.gather.units(self.k);
         let ku = self.blocking.ku;
-        let (full, rem) = (units / ku, units % ku);
-        em.for_c(0, full, 1, |em, kb| {
-            let u0 = em.mul(kb, ku);
-            let first = em.b.ins().icmp_imm(IntCC::NotEqual, kb, 0);
-            let acc = em.b.ins().uextend(types::I64, first);
-            self.k_block(em, &t, u0, ku, acc);
-        });
-        if rem > 0 {
-            let u0 = em.c(full * ku);
-            let acc = em.c((full > 0) as i64);
-            self.k_block(em, &t, u0, rem, acc);
+        // K blocks of `ku` units from `u0`, the first overwriting C
+        let blocks = |em: &mut Em, units: i64, first_block: bool, block: &dyn Fn(&mut Em, Value, i64, Value)| {
+            let (full, rem) = (units / ku, units % ku);
+            em.for_c(0, full, 1, |em, kb| {
+                let u0 = em.mul(kb, ku);
+                let acc = if first_block {
+                    let later = em.b.ins().icmp_imm(IntCC::NotEqual, kb, 0);
+                    em.b.ins().uextend(types::I64, later)
+                } else {
+                    em.c(1)
+                };
+                block(em, u0, ku, acc);
+            });
+            if rem > 0 {
+                let u0 = em.c(full * ku);
+                let acc = em.c((full > 0 || !first_block) as i64);
+                block(em, u0, rem, acc);
+            }
+        };
+        match self.tap_major() {
+            Some(taps) => {
+                for (ti, &(shift, hw, cg)) in taps.iter().enumerate() {
+                    blocks(em, cg, ti == 0, &|em, u0, nu, acc| {
+                        self.tap_block(em, &t, ti as i64, shift, hw, cg, u0, nu, acc)
+                    });
+                }
+            }
+            None => blocks(em, self.gather.units(self.k), true, &|em, u0, nu, acc| {
+                self.k_block(em, &t, u0, nu, acc)
+            }),
         }
         self.epilogue(em, &t);
     }
@@ -236,32 +257,134 @@ impl GemmSpec {
         (0, self.scratch() as i64)
     }
 
+    /// A 1x1 or shifted conv reduces tap by tap (`(shift, hw, channels)` each,
+    /// A packed tap-major): every row of one tap's B block is an input channel
+    /// from `shift` on, `hw` floats after the previous one.
+    fn tap_major(&self) -> Option<Vec<(i64, i64, i64)>> {
+        match self.gather {
+            Gather::Conv { h, w, cg, .. } if self.gather.pointwise() => Some(vec![(0, h * w, cg)]),
+            Gather::Shifted {
+                h, w, cg, kh, kw, dh, dw, ..
+            } => Some(
+                (0..kh)
+                    .flat_map(|i| (0..kw).map(move |j| (i * dh * w + j * dw, h * w, cg)))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// One K block of tap `tap`: channels `u0 .. u0 + nu`. A full pixel block
+    /// is read in place by the strided tile where there is one; otherwise
+    /// (and for the last, partial block) each row is copied into a B panel.
+    #[allow(clippy::too_many_arguments)]
+    fn tap_block(
+        &self,
+        em: &mut Em,
+        t: &TileVars,
+        tap: i64,
+        shift: i64,
+        hw: i64,
+        cg: i64,
+        u0: Value,
+        nu: i64,
+        acc: Value,
+    ) {
+        let (x, nr, nb) = (self.x, self.nr, self.nb());
+        let xb0 = em.mad(t.ni, x.bstride, x.off + shift);
+        let goff = em.mul(t.g, cg * hw);
+        let xb = em.iadd(xb0, goff);
+        let xb = em.iadd(xb, t.p0);
+        let cu = em.mul(u0, hw);
+        let src0 = em.iadd(xb, cu);
+        let a_unit = em.add(u0, tap * cg);
+        self.per_valid(em, t, |em, valid| {
+            // The last tile row reads `overrun` floats past the input's last
+            // channel (columns the epilogue drops): fine up to the allocation's slack.
+            let overrun = shift + (self.npb() - 1) * nb + (valid + nr - 1) / nr * nr - hw;
+            let slack = crate::plan::READ_SLACK as i64;
+            if em.has_strided_tile() && (valid == nb || overrun <= slack) {
+                let ldb = em.c(hw);
+                let range = (x.lo, x.hi + slack);
+                self.tile_calls(em, t, a_unit, nu, acc, valid, true, &|em, q| {
+                    let at = em.add(src0, q * nr);
+                    let b = em.block_ptr(x.region, at, range, (nu - 1) * hw + nr);
+                    (b, ldb)
+                });
+                return;
+            }
+            for q in 0..self.blocking.nq {
+                let vq = (valid - q * nr).clamp(0, nr);
+                em.for_c(0, nu, 1, |em, cc| {
+                    let row = em.mul(cc, hw);
+                    let src = em.iadd(src0, row);
+                    let src = em.add(src, q * nr);
+                    let dst = em.mad(cc, nr, q * nu * nr);
+                    self.copy_row(em, src, dst, vq);
+                });
+            }
+            self.packed_tile_calls(em, t, a_unit, nu, acc, valid);
+        });
+    }
+
     /// One K block: `nu` units from `u0`, gathered, then every tile call.
     fn k_block(&self, em: &mut Em, t: &TileVars, u0: Value, nu: i64, acc: Value) {
-        let kcl = nu * self.gather.unit_rows();
         match &self.gather {
             Gather::Dense => self.gather_dense(em, t, u0, nu),
-            g if g.pointwise() => self.per_valid(em, t, |em, valid| {
-                self.gather_pointwise(em, t, u0, nu, valid)
-            }),
-            Gather::Shifted { .. } => self.per_valid(em, t, |em, valid| {
-                self.gather_shifted(em, t, u0, nu, valid)
-            }),
             _ => self.gather_conv(em, t, u0, nu),
         }
+        let a_unit = em.mul(u0, self.gather.unit_rows());
+        let kcl = nu * self.gather.unit_rows();
+        self.per_valid(em, t, |em, valid| {
+            self.packed_tile_calls(em, t, a_unit, kcl, acc, valid)
+        });
+    }
+
+    /// The tile calls of a K block whose B panels were packed into scratch.
+    fn packed_tile_calls(
+        &self,
+        em: &mut Em,
+        t: &TileVars,
+        a_row: Value,
+        kcl: i64,
+        acc: Value,
+        valid: i64,
+    ) {
+        let (nr, srange) = (self.nr, self.srange());
+        let ldb = em.c(nr);
+        self.tile_calls(em, t, a_row, kcl, acc, valid, false, &|em, q| {
+            let boff = em.c(q * kcl * nr);
+            (em.block_ptr(Region::Scratch, boff, srange, kcl * nr), ldb)
+        });
+    }
+
+    /// For each B panel holding some of the `valid` pixels (`b_of(q)`: its
+    /// address and row stride) and each A panel of the tile:
+    /// `C (+)= A[.., a_row .. a_row + kcl] x B`.
+    #[allow(clippy::too_many_arguments)]
+    fn tile_calls(
+        &self,
+        em: &mut Em,
+        t: &TileVars,
+        a_row: Value,
+        kcl: i64,
+        acc: Value,
+        valid: i64,
+        strided: bool,
+        b_of: &dyn Fn(&mut Em, i64) -> (Value, Value),
+    ) {
         let (mr, nr, nb, k) = (self.mr, self.nr, self.nb(), self.k);
         let srange = self.srange();
         let nmp = self.nmp();
         let ldc = em.c(nb);
         let kv = em.c(kcl);
-        for q in 0..self.blocking.nq {
-            let boff = em.c(q * kcl * nr);
-            let b = em.block_ptr(Region::Scratch, boff, srange, kcl * nr);
+        let ua = em.mul(a_row, mr);
+        for q in 0..(valid + nr - 1) / nr {
+            let (b, ldb) = b_of(em, q);
             em.for_dyn(t.mp0, t.mpend, 1, |em, mp| {
                 let gp = em.mul(t.g, nmp);
                 let panel = em.iadd(gp, mp);
                 let pa = em.mad(panel, k * mr, self.a_off);
-                let ua = em.mul(u0, self.gather.unit_rows() * mr);
                 let aoff = em.iadd(pa, ua);
                 let a = em.block_ptr(
                     Region::Const,
@@ -272,7 +395,11 @@ impl GemmSpec {
                 let lm = em.b.ins().isub(mp, t.mp0);
                 let coff = em.mad(lm, mr * nb, self.c_base() + q * nr);
                 let c = em.block_ptr(Region::Scratch, coff, srange, (mr - 1) * nb + nr);
-                em.call_tile(kv, a, b, c, ldc, acc);
+                if strided {
+                    em.call_tile_strided(kv, a, b, ldb, c, ldc, acc);
+                } else {
+                    em.call_tile(kv, a, b, c, ldc, acc);
+                }
             });
         }
     }
@@ -311,59 +438,7 @@ impl GemmSpec {
         }
     }
 
-    /// 1x1 conv: row `c` of B is input channel `c`'s pixels, copied a vector
-    /// at a time; `valid` pixels of the tile exist, the rest are zero.
-    fn gather_pointwise(&self, em: &mut Em, t: &TileVars, u0: Value, nu: i64, valid: i64) {
-        let (x, nr, pp) = (self.x, self.nr, self.p);
-        let xb0 = em.mad(t.ni, x.bstride, x.off);
-        let goff = em.mul(t.g, self.k * pp);
-        let xb = em.iadd(xb0, goff);
-        let src0 = em.iadd(xb, t.p0);
-        for q in 0..self.blocking.nq {
-            let vq = (valid - q * nr).clamp(0, nr);
-            em.for_c(0, nu, 1, |em, cc| {
-                let c = em.iadd(u0, cc);
-                let row = em.mul(c, pp);
-                let rs = em.iadd(src0, row);
-                let rs = em.add(rs, q * nr);
-                let dst = em.mad(cc, nr, q * nu * nr);
-                self.copy_row(em, rs, dst, vq);
-            });
-        }
-    }
 
-    /// Shifted conv: row `(c, i, j)` of B is input channel `c` from column
-    /// `i * dh * w + j * dw` on, one contiguous copy per row.
-    fn gather_shifted(&self, em: &mut Em, t: &TileVars, u0: Value, nu: i64, valid: i64) {
-        let Gather::Shifted {
-            h, w, cg, kh, kw, dh, dw, ..
-        } = self.gather
-        else {
-            return;
-        };
-        let (x, nr) = (self.x, self.nr);
-        let kcl = nu * kh * kw;
-        let xb0 = em.mad(t.ni, x.bstride, x.off);
-        let goff = em.mul(t.g, cg * h * w);
-        let xb = em.iadd(xb0, goff);
-        let src0 = em.iadd(xb, t.p0);
-        for q in 0..self.blocking.nq {
-            let vq = (valid - q * nr).clamp(0, nr);
-            em.for_c(0, nu, 1, |em, cc| {
-                let c = em.iadd(u0, cc);
-                let row = em.mul(c, h * w);
-                let rs0 = em.iadd(src0, row);
-                for i in 0..kh {
-                    for j in 0..kw {
-                        let rs = em.add(rs0, q * nr + i * dh * w + j * dw);
-                        let r = em.mul(cc, kh * kw);
-                        let dst = em.mad(r, nr, q * kcl * nr + (i * kw + j) * nr);
-                        self.copy_row(em, rs, dst, vq);
-                    }
-                }
-            });
-        }
-    }
 
     /// Shifted conv: the output element (`oh * ow_out + ow`) of every column of
     /// the tile, or -1 for the dropped columns (`ow >= ow_out`) and those past the end.

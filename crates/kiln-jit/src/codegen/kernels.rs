@@ -492,7 +492,7 @@ pub struct Axis {
 }
 
 /// `y[o] = x[a*o + b]` per axis (pad, slice, concat and layout copies), one
-/// index of axis 0 a tile.
+/// index of the first two axes a tile (a batch item and a channel of NCHW).
 #[derive(Clone, Debug)]
 pub struct CopySpec {
     pub axes: Vec<Axis>,
@@ -502,8 +502,19 @@ pub struct CopySpec {
 }
 
 impl CopySpec {
+    /// Axes the tile index covers.
+    fn tiled(&self) -> usize {
+        if self.axes.len() >= 3 {
+            2
+        } else {
+            1
+        }
+    }
     pub fn tiles(&self) -> usize {
-        self.axes.first().map_or(1, |a| a.out_dim as usize)
+        self.axes[..self.tiled()]
+            .iter()
+            .map(|a| a.out_dim as usize)
+            .product()
     }
     pub fn emit(&self, em: &mut Em) {
         let xo = em.c(self.x.off);
@@ -513,43 +524,102 @@ impl CopySpec {
             em.st(self.y.region, yo, self.y.range(), v);
             return;
         }
-        let t = em.tile;
-        self.axis(em, 0, t, xo, yo, None);
+        let dims: Vec<i64> = self.axes[..self.tiled()].iter().map(|a| a.out_dim).collect();
+        let idx = em.split(em.tile, &dims);
+        self.axis(em, 0, &idx, xo, yo, None);
     }
-    fn axis(&self, em: &mut Em, d: usize, o: Value, xo: Value, yo: Value, ok: Option<Value>) {
-        let ax = self.axes[d];
-        let i = em.mad(o, ax.a, ax.b);
-        let needs = !(ax.b >= 0 && ax.a * (ax.out_dim - 1) + ax.b < ax.in_dim);
-        let ok = if needs {
-            let c = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, i, ax.in_dim);
-            Some(match ok {
-                Some(p) => em.b.ins().band(p, c),
-                None => c,
-            })
-        } else {
-            ok
-        };
-        let xs = em.mul(i, ax.in_stride);
-        let xo = em.iadd(xo, xs);
-        let ys = em.mul(o, ax.out_stride);
-        let yo = em.iadd(yo, ys);
-        if d + 1 == self.axes.len() {
-            let v = match ok {
-                Some(ok) => {
-                    let base = em.c(self.x.off);
-                    let a = em.b.ins().select(ok, xo, base);
-                    let v = em.ld(self.x.region, a, self.x.range());
-                    let p = em.f(self.pad);
-                    em.b.ins().select(ok, v, p)
-                }
-                None => em.ld(self.x.region, xo, self.x.range()),
+    /// Axis `d` at output index `o`; `tile_idx` holds the indices of the tiled axes.
+    fn axis(&self, em: &mut Em, d: usize, tile_idx: &[Value], xo: Value, yo: Value, ok: Option<Value>) {
+        if d + 1 == self.axes.len() && d >= self.tiled() && self.axes[d].a >= 1 {
+            return self.inner(em, xo, yo, ok);
+        }
+        let at = |em: &mut Em, o: Value, xo: Value, yo: Value, ok: Option<Value>| {
+            let ax = self.axes[d];
+            let i = em.mad(o, ax.a, ax.b);
+            let needs = !(ax.b >= 0 && ax.a * (ax.out_dim - 1) + ax.b < ax.in_dim);
+            let ok = if needs {
+                let c = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, i, ax.in_dim);
+                Some(match ok {
+                    Some(p) => em.b.ins().band(p, c),
+                    None => c,
+                })
+            } else {
+                ok
             };
-            em.st(self.y.region, yo, self.y.range(), v);
+            let xs = em.mul(i, ax.in_stride);
+            let xo = em.iadd(xo, xs);
+            let ys = em.mul(o, ax.out_stride);
+            let yo = em.iadd(yo, ys);
+            (xo, yo, ok)
+        };
+        if d < self.tiled() {
+            let (xo, yo, ok) = at(em, tile_idx[d], xo, yo, ok);
+            if d + 1 == self.axes.len() {
+                self.element(em, xo, yo, ok);
+            } else {
+                self.axis(em, d + 1, tile_idx, xo, yo, ok);
+            }
         } else {
-            let next = self.axes[d + 1];
-            em.for_c(0, next.out_dim, 1, |em, o2| {
-                self.axis(em, d + 1, o2, xo, yo, ok)
+            em.for_c(0, self.axes[d].out_dim, 1, |em, o| {
+                let (xo, yo, ok) = at(em, o, xo, yo, ok);
+                self.axis(em, d + 1, tile_idx, xo, yo, ok)
             });
         }
+    }
+    /// One element, `ok` saying whether its source exists (else it is padding).
+    fn element(&self, em: &mut Em, xo: Value, yo: Value, ok: Option<Value>) {
+        let v = match ok {
+            Some(ok) => {
+                let base = em.c(self.x.off);
+                let a = em.b.ins().select(ok, xo, base);
+                let v = em.ld(self.x.region, a, self.x.range());
+                let p = em.f(self.pad);
+                em.b.ins().select(ok, v, p)
+            }
+            None => em.ld(self.x.region, xo, self.x.range()),
+        };
+        em.st(self.y.region, yo, self.y.range(), v);
+    }
+    /// The innermost axis, split into the padding before, the range that
+    /// reads the input (vector copies when both sides are contiguous, no
+    /// bounds checks) and the padding after.
+    fn inner(&self, em: &mut Em, xo: Value, yo: Value, ok: Option<Value>) {
+        let ax = *self.axes.last().expect("an inner axis");
+        // outputs o with 0 <= a*o + b < in_dim
+        let first = if ax.b >= 0 { 0 } else { (-ax.b + ax.a - 1) / ax.a }.min(ax.out_dim);
+        let last = ((ax.in_dim - 1 - ax.b).div_euclid(ax.a) + 1).clamp(first, ax.out_dim);
+        let pad_run = |em: &mut Em, from: i64, to: i64| {
+            em.for_c(from, to, 1, |em, o| {
+                let p = em.f(self.pad);
+                let ys = em.mul(o, ax.out_stride);
+                let y = em.iadd(yo, ys);
+                em.st(self.y.region, y, self.y.range(), p);
+            });
+        };
+        let copy_run = |em: &mut Em| {
+            let x0 = em.add(xo, ax.b * ax.in_stride);
+            let contiguous = ax.a * ax.in_stride == 1 && ax.out_stride == 1;
+            let n4 = if contiguous { (last - first) / 4 * 4 } else { 0 };
+            em.for_c(first, first + n4, 4, |em, o| {
+                let x = em.iadd(x0, o);
+                let v = em.ldv(self.x.region, x, self.x.range());
+                let y = em.iadd(yo, o);
+                em.stv(self.y.region, y, self.y.range(), v);
+            });
+            em.for_c(first + n4, last, 1, |em, o| {
+                let xs = em.mul(o, ax.a * ax.in_stride);
+                let x = em.iadd(x0, xs);
+                let v = em.ld(self.x.region, x, self.x.range());
+                let ys = em.mul(o, ax.out_stride);
+                let y = em.iadd(yo, ys);
+                em.st(self.y.region, y, self.y.range(), v);
+            });
+        };
+        pad_run(em, 0, first);
+        match ok {
+            Some(ok) => em.if_else(ok, copy_run, |em| pad_run(em, first, last)),
+            None => copy_run(em),
+        }
+        pad_run(em, last, ax.out_dim);
     }
 }

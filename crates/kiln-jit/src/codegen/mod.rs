@@ -55,6 +55,7 @@ pub struct TileChoice {
     pub nr: usize,
     pub name: &'static str,
     func: FuncId,
+    strided: Option<FuncId>,
 }
 
 /// One JIT module: the functions of one compiled model.
@@ -85,6 +86,9 @@ impl Jit {
         jb.symbol("kiln_logf", kiln_logf as *const u8);
         jb.symbol("kiln_powf", kiln_powf as *const u8);
         jb.symbol(uk.name, uk.func as *const u8);
+        if let Some((name, f)) = uk.strided {
+            jb.symbol(name, f as *const u8);
+        }
         let mut module = JITModule::new(jb);
         let f32sig = |m: &JITModule, n: usize| {
             let mut s = m.make_signature();
@@ -107,6 +111,14 @@ impl Jit {
         ];
         let tsig = tile_signature(&module);
         let func = decl(&mut module, uk.name, &tsig)?;
+        let strided = match uk.strided {
+            Some((name, _)) => {
+                let mut ssig = tsig.clone();
+                ssig.params.push(AbiParam::new(types::I64));
+                Some(decl(&mut module, name, &ssig)?)
+            }
+            None => None,
+        };
         let ctx = module.make_context();
         Ok(Jit {
             module,
@@ -118,6 +130,7 @@ impl Jit {
                 nr: uk.nr,
                 name: uk.name,
                 func,
+                strided,
             },
             libm,
             kernels: Vec::new(),
@@ -156,6 +169,10 @@ impl Jit {
             for f in self.libm.iter().chain(std::iter::once(&self.tile.func)) {
                 refs.push(self.module.declare_func_in_func(*f, b.func));
             }
+            let strided_fn = self
+                .tile
+                .strided
+                .map(|f| self.module.declare_func_in_func(f, b.func));
             let mut em = Em {
                 b,
                 arena: p[0],
@@ -168,6 +185,7 @@ impl Jit {
                 store_shift,
                 libm: [refs[0], refs[1], refs[2]],
                 tile_fn: refs[3],
+                strided_fn,
             };
             body(&mut em)?;
             em.b.ins().return_(&[]);
@@ -222,6 +240,7 @@ pub struct Em<'a> {
     store_shift: i64,
     libm: [FuncRef; 3],
     tile_fn: FuncRef,
+    strided_fn: Option<FuncRef>,
 }
 
 impl<'a> loops::Builds<'a> for Em<'a> {
@@ -432,6 +451,26 @@ impl Em<'_> {
     /// with row stride `ldc`, accumulating when `acc` is non-zero (i64 values).
     pub fn call_tile(&mut self, k: Value, a: Value, b: Value, c: Value, ldc: Value, acc: Value) {
         self.b.ins().call(self.tile_fn, &[k, a, b, c, ldc, acc]);
+    }
+    /// Calls the strided-B tile (B row `p` at `b + p * ldb`); only when
+    /// [`Em::has_strided_tile`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn call_tile_strided(
+        &mut self,
+        k: Value,
+        a: Value,
+        b: Value,
+        ldb: Value,
+        c: Value,
+        ldc: Value,
+        acc: Value,
+    ) {
+        let f = self.strided_fn.expect("checked by has_strided_tile");
+        self.b.ins().call(f, &[k, a, b, ldb, c, ldc, acc]);
+    }
+    /// Whether the tile has a strided-B variant.
+    pub fn has_strided_tile(&self) -> bool {
+        self.strided_fn.is_some()
     }
     /// Sets the status word to `code` (a non-bounds failure such as a bad label).
     pub fn fail(&mut self, code: u32) {

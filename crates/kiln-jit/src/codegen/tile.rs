@@ -109,6 +109,7 @@ pub fn compile_tile(s: TileShape, opt: OptLevel) -> Result<Microkernel, JitError
         mr: s.mr,
         nr: 4 * s.nv,
         func,
+        strided: None,
     })
 }
 

@@ -18,12 +18,30 @@ pub unsafe extern "C" fn avx2_6x16(
     ldc: usize,
     accumulate: usize,
 ) {
+    // SAFETY: a packed B panel is the strided case with rows NR apart.
+    unsafe { avx2_6x16_ldb(k, a, b, NR, c, ldc, accumulate) }
+}
+
+/// The tile with B read in place, rows `ldb` floats apart (see `avx512_14x32_ldb`).
+///
+/// # Safety
+/// As [`avx2_6x16`], with `b` valid for `(k - 1) * ldb + 16` floats when `k > 0`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe extern "C" fn avx2_6x16_ldb(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: usize,
+) {
     let mut acc = [_mm256_setzero_ps(); 2 * MR];
     for p in 0..k {
-        // SAFETY: p < k, so b[p * 16 ..][..16] and a[p * 6 ..][..6] are inside the panels.
+        // SAFETY: p < k, so b[p * ldb ..][..16] and a[p * 6 ..][..6] are inside the operands.
         unsafe {
-            let b0 = _mm256_loadu_ps(b.add(p * NR));
-            let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+            let b0 = _mm256_loadu_ps(b.add(p * ldb));
+            let b1 = _mm256_loadu_ps(b.add(p * ldb + 8));
             let ap = a.add(p * MR);
             for r in 0..MR {
                 let av = _mm256_broadcast_ss(&*ap.add(r));

@@ -19,13 +19,32 @@ pub unsafe extern "C" fn avx512_14x32(
     ldc: usize,
     accumulate: usize,
 ) {
+    // SAFETY: a packed B panel is the strided case with rows NR apart.
+    unsafe { avx512_14x32_ldb(k, a, b, NR, c, ldc, accumulate) }
+}
+
+/// The tile with B read in place: row `p` of B is the 32 floats at `b + p * ldb`
+/// (an input channel's pixels, for a 1x1 or shifted conv), so B needs no packing.
+///
+/// # Safety
+/// As [`avx512_14x32`], with `b` valid for `(k - 1) * ldb + 32` floats when `k > 0`.
+#[target_feature(enable = "avx512f")]
+pub unsafe extern "C" fn avx512_14x32_ldb(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: usize,
+) {
     let mut acc = [_mm512_setzero_ps(); 2 * MR];
     for p in 0..k {
-        // SAFETY: p < k, so b[p * 32 .. p * 32 + 32] and a[p * 14 .. p * 14 + 14]
-        // are inside the panels the caller vouches for.
+        // SAFETY: p < k, so b[p * ldb ..][..32] and a[p * 14 ..][..14] are
+        // inside the operands the caller vouches for.
         unsafe {
-            let b0 = _mm512_loadu_ps(b.add(p * NR));
-            let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
+            let b0 = _mm512_loadu_ps(b.add(p * ldb));
+            let b1 = _mm512_loadu_ps(b.add(p * ldb + 16));
             let ap = a.add(p * MR);
             for r in 0..MR {
                 let av = _mm512_set1_ps(*ap.add(r));

@@ -39,6 +39,11 @@ pub use select::{available, best, kernel, scalar, Isa};
 /// A tile function: `(k, a, b, c, ldc, accumulate)`, see the module docs.
 pub type TileFn = unsafe extern "C" fn(usize, *const f32, *const f32, *mut f32, usize, usize);
 
+/// A tile reading B in place: `(k, a, b, ldb, c, ldc, accumulate)`, row `p`
+/// of B being the `NR` floats at `b + p * ldb`; otherwise as [`TileFn`].
+pub type StridedTileFn =
+    unsafe extern "C" fn(usize, *const f32, *const f32, usize, *mut f32, usize, usize);
+
 /// The largest `MR * NR` of any tile (AVX-512 14x32 = 448): the size of the
 /// stack buffer partial tiles are computed in.
 pub const MAX_TILE: usize = 512;
@@ -55,6 +60,8 @@ pub struct Microkernel {
     pub(crate) mr: usize,
     pub(crate) nr: usize,
     pub(crate) func: TileFn,
+    /// The same tile reading B in place, where the ISA has one: its symbol and entry.
+    pub(crate) strided: Option<(&'static str, StridedTileFn)>,
 }
 
 /// A 64-byte aligned tile buffer (one zmm row per cache line).
@@ -80,6 +87,10 @@ impl Microkernel {
     /// The entry point, for registering with a JIT module or calling directly.
     pub fn func(&self) -> TileFn {
         self.func
+    }
+    /// The strided-B variant's symbol and entry point, if this tile has one.
+    pub fn strided(&self) -> Option<(&'static str, StridedTileFn)> {
+        self.strided
     }
 
     /// Runs the full tile.

@@ -94,6 +94,7 @@ pub fn kernel(isa: Isa) -> Result<Microkernel, JitError> {
             mr: 6,
             nr: 16,
             func: super::avx2::avx2_6x16,
+            strided: Some(("kiln_avx2_mmm_f32_6x16_ldb", super::avx2::avx2_6x16_ldb)),
         }),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Ok(Microkernel {
@@ -102,6 +103,10 @@ pub fn kernel(isa: Isa) -> Result<Microkernel, JitError> {
             mr: 14,
             nr: 32,
             func: super::avx512::avx512_14x32,
+            strided: Some((
+                "kiln_avx512_mmm_f32_14x32_ldb",
+                super::avx512::avx512_14x32_ldb,
+            )),
         }),
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => Ok(Microkernel {
@@ -110,6 +115,7 @@ pub fn kernel(isa: Isa) -> Result<Microkernel, JitError> {
             mr: 8,
             nr: 8,
             func: super::neon::neon_8x8,
+            strided: None,
         }),
         #[allow(unreachable_patterns)]
         _ => Err(JitError::IsaUnavailable(isa.name())),
@@ -124,6 +130,7 @@ pub fn scalar() -> Microkernel {
         mr: 4,
         nr: 8,
         func: scalar_4x8,
+        strided: None,
     }
 }
 
