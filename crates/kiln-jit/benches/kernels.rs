@@ -77,6 +77,7 @@ fn convs(c: &mut Criterion) {
                         threads: 1,
                         ukernels: uk,
                         checked: false,
+                        ..Default::default()
                     },
                 )
                 .unwrap();

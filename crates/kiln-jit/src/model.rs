@@ -47,6 +47,8 @@ pub struct CompiledModel {
     /// not page-fault tens of MB of fresh memory (every kernel writes what it
     /// reads later, so a reused buffer needs no clearing).
     pub(crate) buffers: std::sync::Mutex<Vec<(Vec<f32>, Vec<f32>)>>,
+    /// `Options::flush_denormals`.
+    pub(crate) flush_denormals: bool,
     pub(crate) _code: Code,
 }
 
@@ -60,6 +62,54 @@ struct Ptrs {
 // SAFETY: tiles write disjoint parts of the arena; each worker has its own scratch.
 unsafe impl Send for Ptrs {}
 unsafe impl Sync for Ptrs {}
+
+/// MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6).
+#[cfg(target_arch = "x86_64")]
+const FTZ_DAZ: u32 = 0x8040;
+
+/// Sets FTZ and DAZ on the current thread (a worker of a model's own pool).
+pub(crate) fn flush_denormals_on_this_thread() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of x86-64; the two bits only change how subnormal
+    // floats are read and produced.
+    #[allow(deprecated)]
+    unsafe {
+        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+        _mm_setcsr(_mm_getcsr() | FTZ_DAZ)
+    }
+}
+
+/// Sets FTZ and DAZ on the calling thread until dropped, then restores the
+/// caller's floating-point mode.
+struct FlushGuard(#[allow(dead_code)] Option<u32>);
+
+impl FlushGuard {
+    fn new(on: bool) -> FlushGuard {
+        #[cfg(target_arch = "x86_64")]
+        if on {
+            // SAFETY: as in flush_denormals_on_this_thread.
+            #[allow(deprecated)]
+            let saved = unsafe { std::arch::x86_64::_mm_getcsr() };
+            flush_denormals_on_this_thread();
+            return FlushGuard(Some(saved));
+        }
+        let _ = on;
+        FlushGuard(None)
+    }
+}
+
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(saved) = self.0 {
+            // SAFETY: restores the mode read in `new`.
+            #[allow(deprecated)]
+            unsafe {
+                std::arch::x86_64::_mm_setcsr(saved)
+            }
+        }
+    }
+}
 
 fn copy_in(arena: &mut [f32], loc: &Loc, shape: &[usize], data: &[f32]) {
     let n = shape.first().copied().unwrap_or(1).max(1);
@@ -118,6 +168,7 @@ impl CompiledModel {
             status: status.as_ptr(),
         };
         let sl = self.scratch_len;
+        let _mode = FlushGuard::new(self.flush_denormals);
         for l in &self.launches {
             let started = std::time::Instant::now();
             let f = l.f;

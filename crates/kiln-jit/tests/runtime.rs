@@ -46,6 +46,7 @@ fn outputs_are_bitwise_identical_for_any_thread_count() {
                             threads: t,
                             ukernels: uk,
                             checked: false,
+                            ..Default::default()
                         },
                     )
                     .unwrap();
@@ -109,6 +110,7 @@ fn checked_mode_runs_small_graphs_cleanly_and_agrees() {
                     threads: 2,
                     ukernels: uk,
                     checked: true,
+                    ..Default::default()
                 },
             )
             .unwrap();
@@ -149,6 +151,7 @@ fn checked_mode_turns_an_out_of_range_store_into_an_error() {
             threads: 2,
             ukernels: Ukernels::Auto,
             checked: true,
+            ..Default::default()
         };
         let m = compile_with_fault(&g, &p, &opts, id).unwrap();
         match m.run(&inputs) {
@@ -226,6 +229,7 @@ fn conformance_resnet18_and_googlenet_match_pytorch() {
                     threads: 2,
                     ukernels: uk,
                     checked: false,
+                    ..Default::default()
                 },
             )
             .unwrap();
@@ -237,6 +241,49 @@ fn conformance_resnet18_and_googlenet_match_pytorch() {
                 diff <= 1e-4 * scale,
                 "{name} {uk:?}: {diff:e} beyond 1e-4 of {scale:e}"
             );
+        }
+    }
+}
+
+/// `flush_denormals` flushes subnormal results on every thread count and
+/// leaves the caller's floating-point mode as it was; without it subnormals
+/// pass through exactly.
+#[test]
+fn subnormals_are_flushed_only_when_asked_and_the_callers_mode_is_restored() {
+    use kiln_ir::ops::Add;
+    use kiln_ir::TensorType;
+    let mut g = Graph::new("subnormal");
+    let x = g.add_input("x", TensorType::f32([1, 4, 3, 3]));
+    let y = g.add(Add {}, &[x, x]).unwrap();
+    g.set_outputs(vec![y]);
+    let tiny = f32::from_bits(1); // the smallest subnormal
+    let input = Tensor {
+        shape: vec![1, 4, 3, 3],
+        data: vec![tiny; 36],
+    };
+    for threads in [1, 2] {
+        for flush in [false, true] {
+            let m = compile(
+                &g,
+                &ParamStore::default(),
+                &Options {
+                    threads,
+                    flush_denormals: flush,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let out = m.run(std::slice::from_ref(&input)).unwrap();
+            let flushes = flush && cfg!(target_arch = "x86_64");
+            let expect = if flushes { 0.0 } else { tiny + tiny };
+            assert!(
+                out[0].data.iter().all(|v| v.to_bits() == expect.to_bits()),
+                "threads {threads}, flush {flush}: {:?}",
+                &out[0].data[..4]
+            );
+            // the caller's thread computes subnormals again after the run
+            let again = std::hint::black_box(tiny) + std::hint::black_box(tiny);
+            assert_eq!(again.to_bits(), 2, "the run leaked its floating-point mode");
         }
     }
 }

@@ -71,6 +71,7 @@ pub fn check_graph(g: &Graph, params: &ParamStore, tol: f32, what: &str) {
                 threads: 2,
                 ukernels: uk,
                 checked: false,
+                ..Default::default()
             },
         )
         .unwrap_or_else(|e| panic!("{what}: compile ({uk:?}): {e}"));
