@@ -113,6 +113,26 @@ proptest! {
         b.check(vec![y]);
     }
 
+    /// Strided convs wide enough (16+ channels a group) to be split into
+    /// stride-1 phase convs by the backend: every phase shape, padding and tail.
+    #[test]
+    fn strided_conv_phases(n in 1usize..3, g in 1usize..3, cpg in 16usize..19, opg in 1usize..20,
+                           h in 4usize..18, w in 4usize..18, k in [1usize..6, 1usize..6], s in [2usize..4, 2usize..4],
+                           pad in [0usize..3, 0usize..3, 0usize..3, 0usize..3], bias in any::<bool>(), res in any::<bool>(), relu in any::<bool>()) {
+        let (c, o) = (g * cpg, g * opg);
+        let pad = [pad[0].min(k[0] - 1), pad[1].min(k[1] - 1), pad[2].min(k[0] - 1), pad[3].min(k[1] - 1)];
+        let mut b = B::new();
+        let x = b.g.add_input("x", TensorType::f32([n, c, h, w]));
+        let conv = Conv2d { kernel: k, stride: s, pad, dilation: [1, 1], groups: g, bias, epilogue: Epilogue { residual: res, relu } };
+        let (Some(oh), Some(ow)) = (conv.output_size(0, h), conv.output_size(1, w)) else { return Ok(()) };
+        let wt = b.param(&[o, cpg, k[0], k[1]], false);
+        let mut ops = vec![x, wt];
+        if bias { ops.push(b.param(&[o], false)); }
+        if res { let r = b.g.add_input("r", TensorType::f32([n, o, oh, ow])); ops.push(r); }
+        let y = b.add(conv, &ops);
+        b.check(vec![y]);
+    }
+
     #[test]
     fn pools(n in 1usize..3, c in 1usize..5, h in 2usize..13, w in 2usize..13, k in [1usize..4, 1usize..4], s in [1usize..3, 1usize..3],
              pad in [0usize..2, 0usize..2, 0usize..2, 0usize..2], ceil in any::<bool>(), cip in any::<bool>()) {
@@ -142,7 +162,7 @@ proptest! {
     }
 
     #[test]
-    fn shape_ops(n in 1usize..3, c1 in 1usize..5, c2 in 1usize..5, h in 1usize..6, w in 1usize..6,
+    fn shape_ops(n in 1usize..3, c1 in 1usize..5, c2 in 1usize..5, h in 1usize..6, w in 1usize..20,
                  pads in proptest::collection::vec(0usize..3, 8), start in 0usize..3, step in 1usize..3, axis in 0usize..4) {
         let mut b = B::new();
         let x = b.g.add_input("x", TensorType::f32([n, c1, h, w]));

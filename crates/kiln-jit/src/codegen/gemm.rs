@@ -22,7 +22,7 @@
 use super::kernels::Loc;
 use super::{Em, Region};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, ConstantData, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{types, InstBuilder, Value};
 
 /// How `B` is gathered from the input.
 #[derive(Clone, Debug)]
@@ -619,7 +619,7 @@ impl GemmSpec {
                                         let lo = em.ldv(x.region, o, x.range());
                                         let o4 = em.add(o, 4);
                                         let hi = em.ldv(x.region, o4, x.range());
-                                        even_lanes(em, lo, hi)
+                                        em.even_lanes(lo, hi)
                                     };
                                     let dof = em.iadd(dst, col);
                                     em.stv(Region::Scratch, dof, srange, v);
@@ -758,23 +758,4 @@ struct TileVars {
     p0: Value,
     mp0: Value,
     mpend: Value,
-}
-
-/// Lanes 0 and 2 of `lo` and of `hi`: four stride-2 pixels from eight floats.
-fn even_lanes(em: &mut Em, lo: Value, hi: Value) -> Value {
-    let le = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
-    let a = em.b.ins().bitcast(types::I8X16, le, lo);
-    let b = em.b.ins().bitcast(types::I8X16, le, hi);
-    let bytes: Vec<u8> = [0u8, 2, 4, 6]
-        .iter()
-        .flat_map(|&lane| (0..4).map(move |i| lane * 4 + i))
-        .collect();
-    let mask = em
-        .b
-        .func
-        .dfg
-        .immediates
-        .push(ConstantData::from(bytes.as_slice()));
-    let s = em.b.ins().shuffle(a, b, mask);
-    em.b.ins().bitcast(types::F32X4, le, s)
 }

@@ -598,11 +598,31 @@ impl CopySpec {
         };
         let copy_run = |em: &mut Em| {
             let x0 = em.add(xo, ax.b * ax.in_stride);
-            let contiguous = ax.a * ax.in_stride == 1 && ax.out_stride == 1;
-            let n4 = if contiguous { (last - first) / 4 * 4 } else { 0 };
+            let step = ax.a * ax.in_stride;
+            let n4 = match (step, ax.out_stride) {
+                (1, 1) => (last - first) / 4 * 4,
+                // stride 2: a vector reads one float past its last element,
+                // which must still be inside the axis
+                (2, 1) if ax.a == 2 => {
+                    let mut n = (last - first) / 4 * 4;
+                    while n > 0 && ax.b + 2 * (first + n - 1) + 1 >= ax.in_dim {
+                        n -= 4;
+                    }
+                    n
+                }
+                _ => 0,
+            };
             em.for_c(first, first + n4, 4, |em, o| {
-                let x = em.iadd(x0, o);
-                let v = em.ldv(self.x.region, x, self.x.range());
+                let x = em.mul(o, step);
+                let x = em.iadd(x0, x);
+                let v = if step == 1 {
+                    em.ldv(self.x.region, x, self.x.range())
+                } else {
+                    let lo = em.ldv(self.x.region, x, self.x.range());
+                    let x4 = em.add(x, 4);
+                    let hi = em.ldv(self.x.region, x4, self.x.range());
+                    em.even_lanes(lo, hi)
+                };
                 let y = em.iadd(yo, o);
                 em.stv(self.y.region, y, self.y.range(), v);
             });

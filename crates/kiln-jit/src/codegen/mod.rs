@@ -472,6 +472,24 @@ impl Em<'_> {
     pub fn has_strided_tile(&self) -> bool {
         self.strided_fn.is_some()
     }
+    /// Lanes 0 and 2 of `lo` and of `hi` (f32x4): four stride-2 elements from eight.
+    pub fn even_lanes(&mut self, lo: Value, hi: Value) -> Value {
+        let le = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+        let a = self.b.ins().bitcast(types::I8X16, le, lo);
+        let b = self.b.ins().bitcast(types::I8X16, le, hi);
+        let bytes: Vec<u8> = [0u8, 2, 4, 6]
+            .iter()
+            .flat_map(|&lane| (0..4).map(move |i| lane * 4 + i))
+            .collect();
+        let mask = self
+            .b
+            .func
+            .dfg
+            .immediates
+            .push(cranelift_codegen::ir::ConstantData::from(bytes.as_slice()));
+        let s = self.b.ins().shuffle(a, b, mask);
+        self.b.ins().bitcast(types::F32X4, le, s)
+    }
     /// Sets the status word to `code` (a non-bounds failure such as a bad label).
     pub fn fail(&mut self, code: u32) {
         let v = self.b.ins().iconst(types::I32, code as i64);
