@@ -168,6 +168,34 @@ impl PoolSpec {
     pub fn tiles(&self) -> usize {
         (self.n * self.c) as usize
     }
+
+    /// Output columns `[lo, hi)` computed four at a time: all taps of all four
+    /// inside the input (stride 1 or 2; a stride-2 vector reads one float more).
+    fn vector_columns(&self) -> (i64, i64) {
+        let (sw, kw, pl) = (self.stride[1], self.kernel[1], self.pad[1]);
+        if sw > 2 {
+            return (0, 0);
+        }
+        let lo = ((pl + sw - 1) / sw).min(self.ow);
+        let reach = |ow: i64| ow * sw - pl + 3 * sw + kw - 1 + (sw == 2) as i64;
+        let mut hi = lo;
+        while hi + 4 <= self.ow && reach(hi) < self.w {
+            hi += 4;
+        }
+        (lo, hi)
+    }
+
+    /// Output rows whose every tap row is inside the input.
+    fn inner_rows(&self) -> (i64, i64) {
+        let (sh, kh, pt) = (self.stride[0], self.kernel[0], self.pad[0]);
+        let lo = ((pt + sh - 1) / sh).min(self.oh);
+        let mut hi = lo;
+        while hi < self.oh && hi * sh - pt + kh - 1 < self.h {
+            hi += 1;
+        }
+        (lo, hi)
+    }
+
     pub fn emit(&self, em: &mut Em) {
         let s = self.clone();
         let d = em.split(em.tile, &[s.n, s.c]);
@@ -177,65 +205,118 @@ impl PoolSpec {
         let yb0 = em.mad(d[0], s.y.bstride, s.y.off);
         let yc = em.mul(d[1], s.oh * s.ow);
         let yb = em.iadd(yb0, yc);
-        em.for_c(0, s.oh, 1, |em, oh| {
-            em.for_c(0, s.ow, 1, |em, ow| {
-                let hs = em.mad(oh, s.stride[0], -s.pad[0]);
-                let ws = em.mad(ow, s.stride[1], -s.pad[1]);
-                let init = em.f(if s.max { f32::NEG_INFINITY } else { 0.0 });
-                let mut acc = init;
-                for i in 0..s.kernel[0] {
-                    for j in 0..s.kernel[1] {
-                        let ih = em.add(hs, i);
-                        let iw = em.add(ws, j);
-                        let okh = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, ih, s.h);
-                        let okw = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iw, s.w);
-                        let ok = em.b.ins().band(okh, okw);
-                        let r = em.mul(ih, s.w);
-                        let o = em.iadd(r, iw);
-                        let o = em.iadd(xb, o);
-                        let o = em.b.ins().select(ok, o, xb);
-                        let v = em.ld(s.x.region, o, s.x.range());
-                        let v = em.b.ins().select(ok, v, init);
-                        acc = if s.max {
-                            let gt = em.b.ins().fcmp(FloatCC::GreaterThan, v, acc);
-                            em.b.ins().select(gt, v, acc)
-                        } else {
-                            em.b.ins().fadd(acc, v)
-                        };
-                    }
-                }
-                if !s.max {
-                    // PyTorch: the window clipped to the padded input, then (without
-                    // count_include_pad) to the input itself.
-                    let he = em.add(hs, s.kernel[0]);
-                    let he = imin(em, he, s.h + s.pad[2]);
-                    let we = em.add(ws, s.kernel[1]);
-                    let we = imin(em, we, s.w + s.pad[3]);
-                    let cnt = if s.count_include_pad {
-                        let a = em.b.ins().isub(he, hs);
-                        let b = em.b.ins().isub(we, ws);
-                        em.b.ins().imul(a, b)
-                    } else {
-                        let z = em.c(0);
-                        let hs2 = em.b.ins().smax(hs, z);
-                        let ws2 = em.b.ins().smax(ws, z);
-                        let he2 = imin(em, he, s.h);
-                        let we2 = imin(em, we, s.w);
-                        let a = em.b.ins().isub(he2, hs2);
-                        let b = em.b.ins().isub(we2, ws2);
-                        em.b.ins().imul(a, b)
-                    };
-                    let one = em.c(1);
-                    let cnt = em.b.ins().smax(cnt, one);
-                    let cf = em.b.ins().fcvt_from_sint(types::F32, cnt);
-                    acc = em.b.ins().fdiv(acc, cf);
-                }
-                let r = em.mul(oh, s.ow);
-                let o = em.iadd(r, ow);
-                let o = em.iadd(yb, o);
-                em.st(s.y.region, o, s.y.range(), acc);
-            });
-        });
+        let (c0, c1) = self.vector_columns();
+        let (r0, r1) = self.inner_rows();
+        let row = |em: &mut Em, oh: Value, inner: bool| {
+            let (v0, v1) = if inner { (c0, c1) } else { (s.ow, s.ow) };
+            em.for_c(0, v0, 1, |em, ow| self.one(em, xb, yb, oh, ow));
+            em.for_c(v0, v1, 4, |em, ow| self.four(em, xb, yb, oh, ow));
+            em.for_c(v1.max(v0), s.ow, 1, |em, ow| self.one(em, xb, yb, oh, ow));
+        };
+        em.for_c(0, r0, 1, |em, oh| row(em, oh, false));
+        em.for_c(r0, r1, 1, |em, oh| row(em, oh, true));
+        em.for_c(r1, s.oh, 1, |em, oh| row(em, oh, false));
+    }
+
+    /// Four outputs of an inner row from `ow` on, every tap inside the input.
+    fn four(&self, em: &mut Em, xb: Value, yb: Value, oh: Value, ow: Value) {
+        let s = self;
+        let hs = em.mad(oh, s.stride[0], -s.pad[0]);
+        let ws = em.mad(ow, s.stride[1], -s.pad[1]);
+        // as the scalar path, tap by tap from -inf (max) or 0 (average), so a
+        // NaN tap never replaces the running max and the sums match bit for bit
+        let mut acc = em.fv(if s.max { f32::NEG_INFINITY } else { 0.0 });
+        for i in 0..s.kernel[0] {
+            for j in 0..s.kernel[1] {
+                let ih = em.add(hs, i);
+                let iw = em.add(ws, j);
+                let r = em.mul(ih, s.w);
+                let o = em.iadd(r, iw);
+                let o = em.iadd(xb, o);
+                let v = if s.stride[1] == 1 {
+                    em.ldv(s.x.region, o, s.x.range())
+                } else {
+                    let lo = em.ldv(s.x.region, o, s.x.range());
+                    let o4 = em.add(o, 4);
+                    let hi = em.ldv(s.x.region, o4, s.x.range());
+                    em.even_lanes(lo, hi)
+                };
+                acc = if s.max {
+                    let gt = em.b.ins().fcmp(FloatCC::GreaterThan, v, acc);
+                    em.b.ins().bitselect(gt, v, acc)
+                } else {
+                    em.b.ins().fadd(acc, v)
+                };
+            }
+        }
+        if !s.max {
+            let cnt = em.fv((s.kernel[0] * s.kernel[1]) as f32);
+            acc = em.b.ins().fdiv(acc, cnt);
+        }
+        let r = em.mul(oh, s.ow);
+        let o = em.iadd(r, ow);
+        let o = em.iadd(yb, o);
+        em.stv(s.y.region, o, s.y.range(), acc);
+    }
+
+    /// One output, taps outside the input skipped.
+    fn one(&self, em: &mut Em, xb: Value, yb: Value, oh: Value, ow: Value) {
+        let s = self;
+        let hs = em.mad(oh, s.stride[0], -s.pad[0]);
+        let ws = em.mad(ow, s.stride[1], -s.pad[1]);
+        let init = em.f(if s.max { f32::NEG_INFINITY } else { 0.0 });
+        let mut acc = init;
+        for i in 0..s.kernel[0] {
+            for j in 0..s.kernel[1] {
+                let ih = em.add(hs, i);
+                let iw = em.add(ws, j);
+                let okh = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, ih, s.h);
+                let okw = em.b.ins().icmp_imm(IntCC::UnsignedLessThan, iw, s.w);
+                let ok = em.b.ins().band(okh, okw);
+                let r = em.mul(ih, s.w);
+                let o = em.iadd(r, iw);
+                let o = em.iadd(xb, o);
+                let o = em.b.ins().select(ok, o, xb);
+                let v = em.ld(s.x.region, o, s.x.range());
+                let v = em.b.ins().select(ok, v, init);
+                acc = if s.max {
+                    let gt = em.b.ins().fcmp(FloatCC::GreaterThan, v, acc);
+                    em.b.ins().select(gt, v, acc)
+                } else {
+                    em.b.ins().fadd(acc, v)
+                };
+            }
+        }
+        if !s.max {
+            // PyTorch: the window clipped to the padded input, then (without
+            // count_include_pad) to the input itself.
+            let he = em.add(hs, s.kernel[0]);
+            let he = imin(em, he, s.h + s.pad[2]);
+            let we = em.add(ws, s.kernel[1]);
+            let we = imin(em, we, s.w + s.pad[3]);
+            let cnt = if s.count_include_pad {
+                let a = em.b.ins().isub(he, hs);
+                let b = em.b.ins().isub(we, ws);
+                em.b.ins().imul(a, b)
+            } else {
+                let z = em.c(0);
+                let hs2 = em.b.ins().smax(hs, z);
+                let ws2 = em.b.ins().smax(ws, z);
+                let he2 = imin(em, he, s.h);
+                let we2 = imin(em, we, s.w);
+                let a = em.b.ins().isub(he2, hs2);
+                let b = em.b.ins().isub(we2, ws2);
+                em.b.ins().imul(a, b)
+            };
+            let one = em.c(1);
+            let cnt = em.b.ins().smax(cnt, one);
+            let cf = em.b.ins().fcvt_from_sint(types::F32, cnt);
+            acc = em.b.ins().fdiv(acc, cf);
+        }
+        let r = em.mul(oh, s.ow);
+        let o = em.iadd(r, ow);
+        let o = em.iadd(yb, o);
+        em.st(s.y.region, o, s.y.range(), acc);
     }
 }
 
