@@ -93,6 +93,9 @@ impl Cx<'_> {
     }
 }
 
+/// Dense layers with at most this many batch rows are matrix-vector products.
+const GEMV_MAX_BATCH: usize = 4;
+
 fn dims(s: &[usize]) -> (i64, i64, i64) {
     // [n, rows, len] for pointwise kernels
     match s.len() {
@@ -303,6 +306,28 @@ pub fn lower(
                 let (nb, k) = (xs[0], xs[1]);
                 let m = oshape[1];
                 let wt = cx.param(ops[1], "weight", &node)?.data.clone();
+                if nb <= GEMV_MAX_BATCH {
+                    // a matrix-vector product: the GEMM tile would waste nr - nb of its columns
+                    let w_off = cx.push(&wt);
+                    let bias = if d.bias {
+                        let b = cx.param(ops[2], "bias", &node)?.data.clone();
+                        Some(cx.push(&b))
+                    } else {
+                        None
+                    };
+                    let spec = GemvSpec {
+                        batch: nb as i64,
+                        m: m as i64,
+                        k: k as i64,
+                        rows: 32,
+                        w_off,
+                        bias,
+                        x,
+                        y,
+                    };
+                    emit(jit, "dense", spec.tiles(), &mut |em, _| spec.emit(em))?;
+                    continue;
+                }
                 let mut packed = Vec::new();
                 pack_panels(&wt, m, k, mr as usize, &mut packed);
                 let a_off = cx.push(&packed);

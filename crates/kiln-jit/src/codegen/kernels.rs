@@ -143,6 +143,87 @@ impl PwSpec {
     }
 }
 
+// ---------------------------------------------------------------- matrix-vector
+
+/// A dense layer on a few batch rows: `y[b, o] = bias[o] + W[o, :] . x[b, :]`
+/// with `W` row-major in the constant pool. Reading `W` dominates: each row
+/// is streamed once per tile and reused for every batch row from L1. A tile
+/// is `rows` output features; four f32x4 accumulators per dot product hide
+/// the FMA latency.
+#[derive(Clone, Debug)]
+pub struct GemvSpec {
+    pub batch: i64,
+    pub m: i64,
+    pub k: i64,
+    pub rows: i64,
+    pub w_off: i64,
+    pub bias: Option<i64>,
+    pub x: Loc,
+    pub y: Loc,
+}
+
+impl GemvSpec {
+    pub fn tiles(&self) -> usize {
+        ((self.m + self.rows - 1) / self.rows) as usize
+    }
+    pub fn emit(&self, em: &mut Em) {
+        let s = self.clone();
+        let o0 = em.mul(em.tile, s.rows);
+        let o1 = em.add(o0, s.rows);
+        let oend = imin(em, o1, s.m);
+        let wr = (s.w_off, s.w_off + s.m * s.k);
+        let k16 = s.k / 16 * 16;
+        em.for_dyn(o0, oend, 1, |em, o| {
+            let wrow = em.mad(o, s.k, s.w_off);
+            for b in 0..s.batch {
+                let xrow = em.c(s.x.off + b * s.x.bstride);
+                let z = em.fv(0.0);
+                let mut accs = [z; 4];
+                if k16 > 0 {
+                    let res = super::loops::fold_range(
+                        em,
+                        super::loops::Range::new(0, k16, 16),
+                        &accs,
+                        |em, kk, acc| {
+                            (0..4)
+                                .map(|u| {
+                                    let wo = em.iadd(wrow, kk);
+                                    let wo = em.add(wo, 4 * u as i64);
+                                    let wv = em.ldv(Region::Const, wo, wr);
+                                    let xo = em.iadd(xrow, kk);
+                                    let xo = em.add(xo, 4 * u as i64);
+                                    let xv = em.ldv(s.x.region, xo, s.x.range());
+                                    em.b.ins().fma(wv, xv, acc[u])
+                                })
+                                .collect()
+                        },
+                    );
+                    accs.copy_from_slice(&res);
+                }
+                let a01 = em.b.ins().fadd(accs[0], accs[1]);
+                let a23 = em.b.ins().fadd(accs[2], accs[3]);
+                let a = em.b.ins().fadd(a01, a23);
+                let mut sum = hsum(em, a);
+                let tail_init = sum;
+                sum = em.fold_c(k16, s.k, 1, tail_init, |em, kk, acc| {
+                    let wo = em.iadd(wrow, kk);
+                    let wv = em.ld(Region::Const, wo, wr);
+                    let xo = em.iadd(xrow, kk);
+                    let xv = em.ld(s.x.region, xo, s.x.range());
+                    em.b.ins().fma(wv, xv, acc)
+                });
+                if let Some(bo) = s.bias {
+                    let bo_v = em.add(o, bo);
+                    let bv = em.ld(Region::Const, bo_v, (bo, bo + s.m));
+                    sum = em.b.ins().fadd(sum, bv);
+                }
+                let yo = em.add(o, s.y.off + b * s.y.bstride);
+                em.st(s.y.region, yo, s.y.range(), sum);
+            }
+        });
+    }
+}
+
 // ---------------------------------------------------------------- pooling
 
 /// Max or average pooling of one `(n, c)` plane a tile.
