@@ -6,7 +6,7 @@
 //! copy, where a padded or strided one checks and indexes every element.
 
 use crate::error::JitError;
-use kiln_ir::ops::{Conv2d, Pad, Slice};
+use kiln_ir::ops::{Concat, Conv2d, Pad, Slice};
 use kiln_ir::{Graph, NodeId, Op, ParamStore, Tensor, Value};
 
 /// Input channels per group below which a strided conv keeps its strided
@@ -32,6 +32,8 @@ pub fn legalize(g: &Graph, params: &ParamStore) -> Result<(Graph, ParamStore), J
         let strided = conv.stride != [1, 1];
         if strided && conv.dilation == [1, 1] && cg >= MIN_PHASE_CHANNELS {
             split_into_phases(&mut out, &mut params, id, &conv).map_err(bad)?;
+        } else if strided && space_to_depth_pays(&conv) {
+            space_to_depth(&mut out, &mut params, id, &conv).map_err(bad)?;
         } else if !strided && conv.pad != [0; 4] && conv.kernel[0] * conv.kernel[1] > 1 {
             let x = out.operands(id)[0];
             let padded = pad(&mut out, x, conv.pad).map_err(bad)?;
@@ -162,6 +164,97 @@ fn split_into_phases(
     }
     let result = acc.expect("a conv has at least one phase");
     g.replace_all_uses(Value { node: id, port: 0 }, result);
+    g.remove_node(id);
+    Ok(())
+}
+
+/// Whether a narrow strided conv (a network's stem) is worth computing as a
+/// stride-1 conv on its space-to-depth input: the zero taps that adds must
+/// stay under half the work (7x7 stride 2: 64 taps for 49; 3x3 stride 2 would
+/// be 16 for 9 and keeps its strided gather).
+fn space_to_depth_pays(conv: &Conv2d) -> bool {
+    let s = conv.stride[0];
+    let square = s == conv.stride[1] && s >= 2;
+    let kq = [conv.kernel[0].div_ceil(s), conv.kernel[1].div_ceil(s)];
+    let taps = conv.kernel[0] * conv.kernel[1];
+    square
+        && conv.groups == 1
+        && conv.dilation == [1, 1]
+        && 2 * kq[0] * kq[1] * s * s <= 3 * taps
+}
+
+/// A stride-s conv with kernel `kh x kw` as a stride-1 conv with kernel
+/// `ceil(kh/s) x ceil(kw/s)` on the space-to-depth image: the `s * s` phase
+/// images `xpad[.., a::s, b::s]` concatenated along channels (phase-major).
+/// Channel `(a * s + b) * C + c`, tap `(u, v)` of the new weight is tap
+/// `(a + s*u, b + s*v)` of the old one, zero past the kernel. The stride-1
+/// conv then reads its input in place (codegen/gemm.rs) instead of gathering
+/// every element with strided, border-checked loads.
+fn space_to_depth(
+    g: &mut Graph,
+    params: &mut ParamStore,
+    id: NodeId,
+    conv: &Conv2d,
+) -> Result<(), kiln_ir::IrError> {
+    let ops = g.operands(id);
+    let out_ty = g.node(id).map(|n| n.outputs[0].clone()).expect("a live conv");
+    let (oh, ow) = (out_ty.shape[2], out_ty.shape[3]);
+    let Some(wname) = g.op(ops[1].node).param_name().map(str::to_string) else {
+        return Ok(());
+    };
+    let Some(w) = params.get(&wname).cloned() else {
+        return Ok(());
+    };
+    let s = conv.stride[0];
+    let (kh, kw) = (conv.kernel[0], conv.kernel[1]);
+    let (kqh, kqw) = (kh.div_ceil(s), kw.div_ceil(s));
+    let (hq, wq) = (oh + kqh - 1, ow + kqw - 1);
+    let xs = g.value_type(ops[0]).map(|t| t.shape.clone()).unwrap_or_default();
+    let (c, h, wd) = (xs[1], xs[2], xs[3]);
+    // every phase needs hq x wq values: pad the bottom and right further with zeros
+    let [top, left, bottom, right] = conv.pad;
+    let bottom = bottom.max((s * hq).saturating_sub(h + top));
+    let right = right.max((s * wq).saturating_sub(wd + left));
+    let xpad = pad(g, ops[0], [top, left, bottom, right])?;
+    let mut phases = Vec::with_capacity(s * s);
+    for a in 0..s {
+        let rows = strided(g, xpad, 2, a, s, hq)?;
+        for b in 0..s {
+            phases.push(strided(g, rows, 3, b, s, wq)?);
+        }
+    }
+    let s2d = g.add(Concat { axis: 1 }, &phases)?;
+    let o = w.shape[0];
+    let cs = s * s * c;
+    let mut data = vec![0.0f32; o * cs * kqh * kqw];
+    for oc in 0..o {
+        for ci in 0..c {
+            for i in 0..kh {
+                for j in 0..kw {
+                    let (a, u, b, v) = (i % s, i / s, j % s, j / s);
+                    let ch = (a * s + b) * c + ci;
+                    data[((oc * cs + ch) * kqh + u) * kqw + v] = w.data[((oc * c + ci) * kh + i) * kw + j];
+                }
+            }
+        }
+    }
+    let name = format!("{wname}.space_to_depth");
+    let wp = g.add_param(name.clone(), kiln_ir::TensorType::f32([o, cs, kqh, kqw]));
+    params.insert(
+        name,
+        Tensor {
+            shape: vec![o, cs, kqh, kqw],
+            data,
+        },
+    );
+    let mut operands = vec![s2d, wp];
+    operands.extend_from_slice(&ops[2..]);
+    let mut sc = conv.clone();
+    sc.kernel = [kqh, kqw];
+    sc.stride = [1, 1];
+    sc.pad = [0; 4];
+    let y = g.add(sc, &operands)?;
+    g.replace_all_uses(Value { node: id, port: 0 }, y);
     g.remove_node(id);
     Ok(())
 }

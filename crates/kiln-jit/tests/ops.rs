@@ -133,6 +133,24 @@ proptest! {
         b.check(vec![y]);
     }
 
+    /// Narrow stems with large kernels (7x7 stride 2 and the like), computed
+    /// by the backend as stride-1 convs on their space-to-depth input.
+    #[test]
+    fn stem_conv_space_to_depth(n in 1usize..3, c in 1usize..5, o in 1usize..20, h in 6usize..24, w in 6usize..24,
+                                k in [5usize..8, 5usize..8], s in 2usize..4, pad in [0usize..4, 0usize..4, 0usize..4, 0usize..4],
+                                bias in any::<bool>(), res in any::<bool>(), relu in any::<bool>()) {
+        let mut b = B::new();
+        let x = b.g.add_input("x", TensorType::f32([n, c, h, w]));
+        let conv = Conv2d { kernel: k, stride: [s, s], pad, dilation: [1, 1], groups: 1, bias, epilogue: Epilogue { residual: res, relu } };
+        let (Some(oh), Some(ow)) = (conv.output_size(0, h), conv.output_size(1, w)) else { return Ok(()) };
+        let wt = b.param(&[o, c, k[0], k[1]], false);
+        let mut ops = vec![x, wt];
+        if bias { ops.push(b.param(&[o], false)); }
+        if res { let r = b.g.add_input("r", TensorType::f32([n, o, oh, ow])); ops.push(r); }
+        let y = b.add(conv, &ops);
+        b.check(vec![y]);
+    }
+
     #[test]
     fn pools(n in 1usize..3, c in 1usize..5, h in 2usize..13, w in 2usize..24, k in [1usize..4, 1usize..4], s in [1usize..3, 1usize..3],
              pad in [0usize..2, 0usize..2, 0usize..2, 0usize..2], ceil in any::<bool>(), cip in any::<bool>()) {
