@@ -33,7 +33,7 @@ mod neon;
 
 pub use epilogue::{Bias, Epilogue};
 pub use gemm::{sgemm, Blocking, Gemm};
-pub use peak::{measure_gflops, measure_peak_gflops};
+pub use peak::{fma_peak_gflops, measure_gflops, measure_peak_gflops};
 pub use select::{available, best, kernel, scalar, Isa};
 
 /// A tile function: `(k, a, b, c, ldc, accumulate)`, see the module docs.
