@@ -169,39 +169,49 @@ impl CompiledModel {
         };
         let sl = self.scratch_len;
         let _mode = FlushGuard::new(self.flush_denormals);
-        for l in &self.launches {
-            let started = std::time::Instant::now();
-            let f = l.f;
-            let call = move |p: Ptrs, slot: usize, t: usize| {
-                // SAFETY: the kernel only touches the arena and constant ranges the
-                // plan gave it (checked mode verifies that) and its worker's scratch.
-                unsafe {
-                    f(
-                        p.arena,
-                        p.consts,
-                        t as u64,
-                        p.scratch.add(slot * sl),
-                        p.status,
-                    )
+        // The whole schedule runs inside the pool (one hand-over per run, not
+        // one per launch); single-tile launches run on whichever worker has it.
+        let schedule = |times: &mut Option<&mut Vec<(String, Duration)>>| {
+            for l in &self.launches {
+                let started = std::time::Instant::now();
+                let f = l.f;
+                let call = move |p: Ptrs, slot: usize, t: usize| {
+                    // SAFETY: the kernel only touches the arena and constant ranges the
+                    // plan gave it (checked mode verifies that) and its worker's scratch.
+                    unsafe {
+                        f(
+                            p.arena,
+                            p.consts,
+                            t as u64,
+                            p.scratch.add(slot * sl),
+                            p.status,
+                        )
+                    }
+                };
+                let slot = || {
+                    rayon::current_thread_index()
+                        .unwrap_or(self.threads)
+                        .min(self.threads)
+                };
+                if l.tiles <= 1 || self.threads == 1 {
+                    let s = slot();
+                    for t in 0..l.tiles {
+                        call(base, s, t);
+                    }
+                } else {
+                    (0..l.tiles)
+                        .into_par_iter()
+                        .for_each(|t| call(base, slot(), t));
                 }
-            };
-            if l.tiles <= 1 || self.threads == 1 {
-                for t in 0..l.tiles {
-                    call(base, self.threads, t);
+                if let Some(t) = times.as_deref_mut() {
+                    t.push((l.node.clone(), started.elapsed()));
                 }
-            } else {
-                self.pool.install(|| {
-                    (0..l.tiles).into_par_iter().for_each(|t| {
-                        let slot = rayon::current_thread_index()
-                            .unwrap_or(self.threads)
-                            .min(self.threads);
-                        call(base, slot, t)
-                    })
-                });
             }
-            if let Some(t) = times.as_deref_mut() {
-                t.push((l.node.clone(), started.elapsed()));
-            }
+        };
+        if self.threads > 1 {
+            self.pool.install(|| schedule(&mut times));
+        } else {
+            schedule(&mut times);
         }
         let code = status.load(Ordering::SeqCst);
         if code != 0 {
