@@ -197,6 +197,41 @@ fn zoo_run_on_conformance_weights_reproduces_pytorch() {
     assert!(rel < 1e-4, "relative error {rel:.3e}");
 }
 
+/// Issue 5's done-when: the JIT reproduces the conformance outputs to 1e-4 of
+/// the largest magnitude, with and without the inference passes.
+#[test]
+fn jit_reproduces_the_conformance_outputs_with_and_without_passes() {
+    for model in ["resnet18", "googlenet"] {
+        for passes in [None, Some("fold-bn,fuse-residual,dce")] {
+            let out = tmp(&format!("{model}.{}.jit.npy", passes.is_some()));
+            let (weights, input) = (
+                conformance(model, "weights.safetensors"),
+                conformance(model, "input.npy"),
+            );
+            let mut args = vec![
+                "run",
+                model,
+                "--backend",
+                "jit",
+                "--weights",
+                &weights,
+                "--input",
+                &input,
+                "--output",
+                out.to_str().unwrap(),
+            ];
+            if let Some(p) = passes {
+                args.extend(["--passes", p]);
+            }
+            ok(&args);
+            let found = kiln::ir::npy::read_npy(&out).unwrap();
+            let expected = kiln::ir::npy::read_npy(conformance(model, "output.npy")).unwrap();
+            let err = found.max_abs_diff(&expected).unwrap() / expected.max_abs();
+            assert!(err < 1e-4, "{model} {passes:?}: {err:.3e} of the largest magnitude");
+        }
+    }
+}
+
 #[test]
 fn passes_on_summary_run_and_opt() {
     let text = ok(&[
