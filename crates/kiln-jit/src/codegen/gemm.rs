@@ -108,8 +108,8 @@ impl GemmBlocking {
         let tiles = |b: &GemmBlocking| {
             items * ((p + b.nq * nr - 1) / (b.nq * nr)) * ((panels + b.mb - 1) / b.mb)
         };
-        while tiles(&b) < 8 && (b.mb > 4 || b.nq > 1) {
-            if b.mb > 4 {
+        while tiles(&b) < 16 && (b.mb > 2 || b.nq > 1) {
+            if b.mb > 2 {
                 b.mb = (b.mb + 1) / 2;
             } else {
                 b.nq = (b.nq + 1) / 2;
