@@ -103,8 +103,8 @@ impl GemmBlocking {
             mb: panels.clamp(1, (512 + mr - 1) / mr),
             ku: (kc / unit_rows).clamp(1, units.max(1)),
         };
-        // at least 8 tiles where the problem allows, so that two to four
-        // threads stay busy: fewer rows a tile first, then fewer pixels
+        // at least 16 tiles where the problem allows, so that two to four
+        // threads stay busy and balanced: fewer rows a tile first, then fewer pixels
         let tiles = |b: &GemmBlocking| {
             items * ((p + b.nq * nr - 1) / (b.nq * nr)) * ((panels + b.mb - 1) / b.mb)
         };
