@@ -51,6 +51,19 @@ pub fn legalize(g: &Graph, params: &ParamStore) -> Result<(Graph, ParamStore), J
     Ok((out, params))
 }
 
+/// `name`, or (when a weight shared by several convs, or the user's own
+/// parameters, already took it) `name` made unique with the conv's node number.
+fn fresh_name(params: &ParamStore, name: String, conv: NodeId) -> String {
+    if params.get(&name).is_none() {
+        return name;
+    }
+    let mut n = format!("{name}.n{}", conv.index());
+    while params.get(&n).is_some() {
+        n.push('_');
+    }
+    n
+}
+
 /// `x` with explicit zero padding `[top, left, bottom, right]` of its spatial axes.
 fn pad(g: &mut Graph, x: Value, p: [usize; 4]) -> Result<Value, kiln_ir::IrError> {
     if p == [0; 4] {
@@ -136,7 +149,7 @@ fn split_into_phases(
                 }
             }
         }
-        let name = format!("{wname}.phase{a}{b}");
+        let name = fresh_name(params, format!("{wname}.phase{a}{b}"), id);
         let wp = g.add_param(name.clone(), kiln_ir::TensorType::f32([o, cg, ka, kb]));
         params.insert(
             name,
@@ -238,7 +251,7 @@ fn space_to_depth(
             }
         }
     }
-    let name = format!("{wname}.space_to_depth");
+    let name = fresh_name(params, format!("{wname}.space_to_depth"), id);
     let wp = g.add_param(name.clone(), kiln_ir::TensorType::f32([o, cs, kqh, kqw]));
     params.insert(
         name,

@@ -277,3 +277,27 @@ fn training_batch_norm_is_refused_with_a_reason() {
         "{err}"
     );
 }
+
+/// Two strided convs reading one weight (as tied weights do), beside a user
+/// parameter that already has the name the backend would give a phase weight:
+/// the backend's weights get fresh names and every output agrees with the
+/// interpreter.
+#[test]
+fn strided_convs_sharing_a_weight_and_a_taken_name() {
+    for (c, k, taken) in [(16usize, 3usize, "p1.phase00"), (3, 7, "p1.space_to_depth")] {
+        let mut b = B::new();
+        let x = b.g.add_input("x", TensorType::f32([1, c, 15, 15]));
+        let wt = b.param(&[8, c, k, k], false); // "p1"
+        let conv = Conv2d::new(k, 2, k / 2);
+        let y1 = b.add(conv.clone(), &[x, wt]);
+        let y2 = b.add(conv, &[x, wt]);
+        let s = b.add(Add {}, &[y1, y2]);
+        // a user parameter named like the backend's phase weight, with other values
+        let shape = b.g.value_type(s).unwrap().shape.clone();
+        let data = common::values(shape.iter().product(), 999);
+        b.p.insert(taken, Tensor { shape: shape.clone(), data });
+        let other = b.g.add_param(taken, TensorType::f32(shape));
+        let t = b.add(Add {}, &[s, other]);
+        b.check(vec![t, y1]);
+    }
+}
