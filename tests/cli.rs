@@ -227,7 +227,10 @@ fn jit_reproduces_the_conformance_outputs_with_and_without_passes() {
             let found = kiln::ir::npy::read_npy(&out).unwrap();
             let expected = kiln::ir::npy::read_npy(conformance(model, "output.npy")).unwrap();
             let err = found.max_abs_diff(&expected).unwrap() / expected.max_abs();
-            assert!(err < 1e-4, "{model} {passes:?}: {err:.3e} of the largest magnitude");
+            assert!(
+                err < 1e-4,
+                "{model} {passes:?}: {err:.3e} of the largest magnitude"
+            );
         }
     }
 }

@@ -172,7 +172,7 @@ pub fn bench(args: BenchArgs) -> Result<(), CliError> {
         });
         let mut doc = doc;
         if let Some(top) = args.profile {
-            let rows = profile_rows(&p.graph, &launches);
+            let rows = profile_rows(&model, &launches);
             doc["profile"] = rows
                 .iter()
                 .take(top)
@@ -202,16 +202,35 @@ pub fn bench(args: BenchArgs) -> Result<(), CliError> {
     println!("throughput  {throughput:.1} images/s");
     println!("compute     {gflops:.1} GFLOP/s = {:.0}% of {peak:.0} GFLOP/s peak ({threads} threads x {peak_core:.0}, measured now)", 100.0 * gflops / peak);
     if let Some(top) = args.profile {
-        let rows = profile_rows(&p.graph, &launches);
-        println!("\nslowest nodes (median of {} runs; share of the summed launch times)", args.iterations);
+        let rows = profile_rows(&model, &launches);
+        println!(
+            "\nslowest nodes (median of {} runs; share of the summed launch times)",
+            args.iterations
+        );
         println!("{:>9} {:>6} {:>9}  node", "ms", "share", "GFLOP/s");
         for r in rows.iter().take(top) {
-            let rate = if r.macs > 0 { format!("{:.1}", r.gflops()) } else { "-".into() };
-            println!("{:>9.3} {:>5.1}% {:>9}  {}", ms(r.median), 100.0 * r.share, rate, r.node);
+            let rate = if r.macs > 0 {
+                format!("{:.1}", r.gflops())
+            } else {
+                "-".into()
+            };
+            println!(
+                "{:>9.3} {:>5.1}% {:>9}  {}",
+                ms(r.median),
+                100.0 * r.share,
+                rate,
+                r.node
+            );
         }
         if rows.len() > top {
             let rest: Duration = rows[top..].iter().map(|r| r.median).sum();
-            println!("{:>9.3} {:>5.1}% {:>9}  ({} other nodes)", ms(rest), 100.0 * rows[top..].iter().map(|r| r.share).sum::<f64>(), "", rows.len() - top);
+            println!(
+                "{:>9.3} {:>5.1}% {:>9}  ({} other nodes)",
+                ms(rest),
+                100.0 * rows[top..].iter().map(|r| r.share).sum::<f64>(),
+                "",
+                rows.len() - top
+            );
         }
     }
     Ok(())
@@ -233,11 +252,14 @@ impl ProfileRow {
 
 /// Per node (launches of one node summed within a run), the median over runs,
 /// slowest first.
-fn profile_rows(g: &Graph, runs: &[Vec<(String, Duration)>]) -> Vec<ProfileRow> {
-    let macs: std::collections::HashMap<String, u64> = kiln_ir::cost::cost(g)
-        .nodes
+fn profile_rows(
+    model: &kiln_jit::CompiledModel,
+    runs: &[Vec<(String, Duration)>],
+) -> Vec<ProfileRow> {
+    let macs: std::collections::HashMap<&str, u64> = model
+        .node_macs()
         .iter()
-        .map(|(id, c)| (g.describe(*id), c.macs))
+        .map(|(n, m)| (n.as_str(), *m))
         .collect();
     let mut per_node: Vec<(String, Vec<Duration>)> = Vec::new();
     for run in runs {
@@ -262,8 +284,13 @@ fn profile_rows(g: &Graph, runs: &[Vec<(String, Duration)>]) -> Vec<ProfileRow> 
         .map(|(node, mut v)| {
             v.sort();
             let median = v[v.len() / 2];
-            let macs = macs.get(&node).copied().unwrap_or(0);
-            ProfileRow { node, median, share: 0.0, macs }
+            let macs = macs.get(node.as_str()).copied().unwrap_or(0);
+            ProfileRow {
+                node,
+                median,
+                share: 0.0,
+                macs,
+            }
         })
         .collect();
     let total: f64 = rows.iter().map(|r| r.median.as_secs_f64()).sum();

@@ -82,11 +82,9 @@ fn convs(c: &mut Criterion) {
                 )
                 .unwrap();
                 let x = input_for(&g);
-                group.bench_with_input(
-                    BenchmarkId::new(uk.to_string(), &name),
-                    &x,
-                    |b, x| b.iter(|| m.run(x).unwrap()),
-                );
+                group.bench_with_input(BenchmarkId::new(uk.to_string(), &name), &x, |b, x| {
+                    b.iter(|| m.run(x).unwrap())
+                });
             }
         }
     }

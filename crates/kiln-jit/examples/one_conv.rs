@@ -36,7 +36,9 @@ fn main() {
     let m = kiln_jit::compile(&g, &p, &options).expect("compiles");
     let xin = vec![Tensor::filled(&[1, c, h, h], 0.5)];
     let macs = kiln_ir::cost::cost(&g).macs as f64;
-    let mut flush = std::env::var("FLUSH").is_ok().then(|| vec![1.0f32; 16 << 20]);
+    let mut flush = std::env::var("FLUSH")
+        .is_ok()
+        .then(|| vec![1.0f32; 16 << 20]);
     let mut best = f64::MAX;
     for _ in 0..reps {
         if let Some(junk) = flush.as_mut() {

@@ -115,7 +115,10 @@ fn split_into_phases(
     conv: &Conv2d,
 ) -> Result<(), kiln_ir::IrError> {
     let ops = g.operands(id);
-    let out_ty = g.node(id).map(|n| n.outputs[0].clone()).expect("a live conv");
+    let out_ty = g
+        .node(id)
+        .map(|n| n.outputs[0].clone())
+        .expect("a live conv");
     let (oh, ow) = (out_ty.shape[2], out_ty.shape[3]);
     let Some(wname) = g.op(ops[1].node).param_name().map(str::to_string) else {
         return Ok(()); // computed weights: keep the strided gather
@@ -190,10 +193,7 @@ fn space_to_depth_pays(conv: &Conv2d) -> bool {
     let square = s == conv.stride[1] && s >= 2;
     let kq = [conv.kernel[0].div_ceil(s), conv.kernel[1].div_ceil(s)];
     let taps = conv.kernel[0] * conv.kernel[1];
-    square
-        && conv.groups == 1
-        && conv.dilation == [1, 1]
-        && 2 * kq[0] * kq[1] * s * s <= 3 * taps
+    square && conv.groups == 1 && conv.dilation == [1, 1] && 2 * kq[0] * kq[1] * s * s <= 3 * taps
 }
 
 /// A stride-s conv with kernel `kh x kw` as a stride-1 conv with kernel
@@ -210,7 +210,10 @@ fn space_to_depth(
     conv: &Conv2d,
 ) -> Result<(), kiln_ir::IrError> {
     let ops = g.operands(id);
-    let out_ty = g.node(id).map(|n| n.outputs[0].clone()).expect("a live conv");
+    let out_ty = g
+        .node(id)
+        .map(|n| n.outputs[0].clone())
+        .expect("a live conv");
     let (oh, ow) = (out_ty.shape[2], out_ty.shape[3]);
     let Some(wname) = g.op(ops[1].node).param_name().map(str::to_string) else {
         return Ok(());
@@ -222,7 +225,10 @@ fn space_to_depth(
     let (kh, kw) = (conv.kernel[0], conv.kernel[1]);
     let (kqh, kqw) = (kh.div_ceil(s), kw.div_ceil(s));
     let (hq, wq) = (oh + kqh - 1, ow + kqw - 1);
-    let xs = g.value_type(ops[0]).map(|t| t.shape.clone()).unwrap_or_default();
+    let xs = g
+        .value_type(ops[0])
+        .map(|t| t.shape.clone())
+        .unwrap_or_default();
     let (c, h, wd) = (xs[1], xs[2], xs[3]);
     // every phase needs hq x wq values: pad the bottom and right further with zeros
     let [top, left, bottom, right] = conv.pad;
@@ -246,7 +252,8 @@ fn space_to_depth(
                 for j in 0..kw {
                     let (a, u, b, v) = (i % s, i / s, j % s, j / s);
                     let ch = (a * s + b) * c + ci;
-                    data[((oc * cs + ch) * kqh + u) * kqw + v] = w.data[((oc * c + ci) * kh + i) * kw + j];
+                    data[((oc * cs + ch) * kqh + u) * kqw + v] =
+                        w.data[((oc * c + ci) * kh + i) * kw + j];
                 }
             }
         }

@@ -180,6 +180,12 @@ fn compile_inner(
         })
         .build()
         .map_err(|e| JitError::ThreadPool(e.to_string()))?;
+    // multiply-adds of every node of the compiled (legalized) graph, by label
+    let node_macs: Vec<(String, u64)> = kiln_ir::cost::cost(g)
+        .nodes
+        .iter()
+        .map(|(id, c)| (g.describe(*id), c.macs))
+        .collect();
     let launches = low
         .steps
         .iter()
@@ -191,6 +197,7 @@ fn compile_inner(
         .collect();
     Ok(CompiledModel {
         launches,
+        node_macs,
         consts: {
             let mut c = low.consts;
             c.resize(c.len() + plan::READ_SLACK, 0.0);

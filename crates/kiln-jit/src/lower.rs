@@ -199,10 +199,7 @@ pub fn lower(
                 let taps = c.kernel[0] * c.kernel[1];
                 // 1x1 and shifted convs reduce tap by tap (codegen/gemm.rs): A's
                 // columns in (tap, channel) order instead of (channel, tap)
-                let pointwise = taps == 1
-                    && c.stride == [1, 1]
-                    && c.pad == [0; 4]
-                    && ow == w;
+                let pointwise = taps == 1 && c.stride == [1, 1] && c.pad == [0; 4] && ow == w;
                 let shifted = c.stride == [1, 1] && c.pad == [0; 4] && taps > 1;
                 let tap_major = pointwise || shifted;
                 let wt = if tap_major && taps > 1 {

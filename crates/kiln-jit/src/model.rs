@@ -34,6 +34,8 @@ pub(crate) struct Launch {
 /// many threads at once (each call has its own arena and scratch).
 pub struct CompiledModel {
     pub(crate) launches: Vec<Launch>,
+    /// `(label, multiply-adds)` of every node of the compiled graph.
+    pub(crate) node_macs: Vec<(String, u64)>,
     pub(crate) consts: Vec<f32>,
     pub(crate) arena_len: usize,
     pub(crate) scratch_len: usize,
@@ -310,6 +312,13 @@ impl CompiledModel {
     /// The matmul tile the generated code calls.
     pub fn tile_name(&self) -> &'static str {
         self.tile_name
+    }
+
+    /// `(label, multiply-adds)` of every node of the graph as compiled, after
+    /// the backend's own rewrites (phase convs, explicit pads, ...): the labels
+    /// `run_profiled` reports times under.
+    pub fn node_macs(&self) -> &[(String, u64)] {
+        &self.node_macs
     }
 
     /// Kernel launches a run makes.

@@ -295,7 +295,13 @@ fn strided_convs_sharing_a_weight_and_a_taken_name() {
         // a user parameter named like the backend's phase weight, with other values
         let shape = b.g.value_type(s).unwrap().shape.clone();
         let data = common::values(shape.iter().product(), 999);
-        b.p.insert(taken, Tensor { shape: shape.clone(), data });
+        b.p.insert(
+            taken,
+            Tensor {
+                shape: shape.clone(),
+                data,
+            },
+        );
         let other = b.g.add_param(taken, TensorType::f32(shape));
         let t = b.add(Add {}, &[s, other]);
         b.check(vec![t, y1]);

@@ -287,3 +287,25 @@ fn subnormals_are_flushed_only_when_asked_and_the_callers_mode_is_restored() {
         }
     }
 }
+
+/// The backend's phase split of a strided conv adds no multiply-add: the
+/// compiled graph's `node_macs` sum to the user graph's; the space-to-depth
+/// stem adds exactly its zero taps (64 for 49 at 7x7 stride 2).
+#[test]
+fn legalization_keeps_the_work_of_phase_splits_and_counts_the_stems_zero_taps() {
+    use kiln_ir::ops::Conv2d;
+    use kiln_ir::TensorType;
+    for (c, k, pad, num, den) in [(32usize, 3usize, 1usize, 1u64, 1u64), (3, 7, 3, 64, 49)] {
+        let mut g = Graph::new("strided");
+        let x = g.add_input("x", TensorType::f32([1, c, 32, 32]));
+        let w = g.add_param("w", TensorType::f32([16, c, k, k]));
+        let y = g.add(Conv2d::new(k, 2, pad), &[x, w]).unwrap();
+        g.set_outputs(vec![y]);
+        let p = init_params(&g, 1);
+        let m = compile(&g, &p, &Options::default()).unwrap();
+        let compiled: u64 = m.node_macs().iter().map(|(_, n)| n).sum();
+        let user = kiln_ir::cost::cost(&g).macs;
+        assert_eq!(compiled * den, user * num, "{k}x{k}/2 on {c} channels");
+        assert!(m.node_macs().len() > 1, "the conv was rewritten");
+    }
+}

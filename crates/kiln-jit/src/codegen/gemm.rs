@@ -93,7 +93,15 @@ impl GemmBlocking {
     /// The `kc x nr` B panel in about half of a 32 KiB L1 (the smallest L1d of
     /// the CPUs kiln targets), about 128 pixels and 128 output rows a tile so
     /// that the gathered B block, A block and C block sit in L2 together.
-    pub fn choose(mr: i64, nr: i64, mg: i64, p: i64, unit_rows: i64, units: i64, items: i64) -> Self {
+    pub fn choose(
+        mr: i64,
+        nr: i64,
+        mg: i64,
+        p: i64,
+        unit_rows: i64,
+        units: i64,
+        items: i64,
+    ) -> Self {
         let kc = (4096 / nr).max(unit_rows);
         let panels = (mg + mr - 1) / mr;
         let mut b = GemmBlocking {
@@ -203,7 +211,10 @@ impl GemmSpec {
         }
         let ku = self.blocking.ku;
         // K blocks of `ku` units from `u0`, the first overwriting C
-        let blocks = |em: &mut Em, units: i64, first_block: bool, block: &dyn Fn(&mut Em, Value, i64, Value)| {
+        let blocks = |em: &mut Em,
+                      units: i64,
+                      first_block: bool,
+                      block: &dyn Fn(&mut Em, Value, i64, Value)| {
             let (full, rem) = (units / ku, units % ku);
             em.for_c(0, full, 1, |em, kb| {
                 let u0 = em.mul(kb, ku);
@@ -264,7 +275,14 @@ impl GemmSpec {
         match self.gather {
             Gather::Conv { h, w, cg, .. } if self.gather.pointwise() => Some(vec![(0, h * w, cg)]),
             Gather::Shifted {
-                h, w, cg, kh, kw, dh, dw, ..
+                h,
+                w,
+                cg,
+                kh,
+                kw,
+                dh,
+                dw,
+                ..
             } => Some(
                 (0..kh)
                     .flat_map(|i| (0..kw).map(move |j| (i * dh * w + j * dw, h * w, cg)))
@@ -437,8 +455,6 @@ impl GemmSpec {
             });
         }
     }
-
-
 
     /// Shifted conv: the output element (`oh * ow_out + ow`) of every column of
     /// the tile, or -1 for the dropped columns (`ow >= ow_out`) and those past the end.

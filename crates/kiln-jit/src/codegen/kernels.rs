@@ -686,12 +686,23 @@ impl CopySpec {
             em.st(self.y.region, yo, self.y.range(), v);
             return;
         }
-        let dims: Vec<i64> = self.axes[..self.tiled()].iter().map(|a| a.out_dim).collect();
+        let dims: Vec<i64> = self.axes[..self.tiled()]
+            .iter()
+            .map(|a| a.out_dim)
+            .collect();
         let idx = em.split(em.tile, &dims);
         self.axis(em, 0, &idx, xo, yo, None);
     }
     /// Axis `d` at output index `o`; `tile_idx` holds the indices of the tiled axes.
-    fn axis(&self, em: &mut Em, d: usize, tile_idx: &[Value], xo: Value, yo: Value, ok: Option<Value>) {
+    fn axis(
+        &self,
+        em: &mut Em,
+        d: usize,
+        tile_idx: &[Value],
+        xo: Value,
+        yo: Value,
+        ok: Option<Value>,
+    ) {
         if d + 1 == self.axes.len() && d >= self.tiled() && self.axes[d].a >= 1 {
             return self.inner(em, xo, yo, ok);
         }
@@ -748,7 +759,12 @@ impl CopySpec {
     fn inner(&self, em: &mut Em, xo: Value, yo: Value, ok: Option<Value>) {
         let ax = *self.axes.last().expect("an inner axis");
         // outputs o with 0 <= a*o + b < in_dim
-        let first = if ax.b >= 0 { 0 } else { (-ax.b + ax.a - 1) / ax.a }.min(ax.out_dim);
+        let first = if ax.b >= 0 {
+            0
+        } else {
+            (-ax.b + ax.a - 1) / ax.a
+        }
+        .min(ax.out_dim);
         let last = ((ax.in_dim - 1 - ax.b).div_euclid(ax.a) + 1).clamp(first, ax.out_dim);
         let pad_run = |em: &mut Em, from: i64, to: i64| {
             em.for_c(from, to, 1, |em, o| {
