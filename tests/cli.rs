@@ -278,3 +278,37 @@ fn passes_on_summary_run_and_opt() {
         "{err}"
     );
 }
+
+/// `--check` means the JIT against the interpreter: it picks the JIT by
+/// itself and refuses to compare the interpreter with itself.
+#[test]
+fn check_runs_the_jit_and_refuses_the_interpreter_alone() {
+    let input = conformance("resnet18", "input.npy");
+    let weights = conformance("resnet18", "weights.safetensors");
+    let text = ok(&[
+        "run",
+        "resnet18",
+        "--weights",
+        &weights,
+        "--input",
+        &input,
+        "--check",
+    ]);
+    let rel: f64 = text
+        .split("relative to the largest output ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no relative error in {text}"));
+    assert!(rel > 0.0 && rel < 1e-4, "{text}");
+    let err = fails(&[
+        "run",
+        "resnet18",
+        "--backend",
+        "interp",
+        "--check",
+        "--input",
+        &input,
+    ]);
+    assert!(err.contains("--backend jit"), "{err}");
+}

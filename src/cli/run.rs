@@ -20,10 +20,11 @@ pub struct RunArgs {
     /// Output `.npy` file; repeat for a graph with several outputs.
     #[arg(long)]
     pub output: Vec<String>,
-    #[arg(long, value_enum, default_value = "interp")]
-    pub backend: Backend,
-    /// Also run the interpreter and print the largest absolute and relative
-    /// difference of the backend's outputs to it.
+    /// `interp` (the default) or `jit` (the default with `--check`).
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// Run the JIT, and the interpreter too, and print the largest absolute and
+    /// relative difference of the JIT's outputs to the interpreter's.
     #[arg(long)]
     pub check: bool,
     #[command(flatten)]
@@ -69,7 +70,17 @@ pub(crate) fn compare(found: &[Tensor], reference: &[Tensor]) -> (f32, f32) {
 pub fn run(args: RunArgs) -> Result<(), CliError> {
     let p = prepare(&args.model)?;
     let inputs = read_inputs(&p.graph, &args.input)?;
-    let outputs = match args.backend {
+    let backend = match (args.backend, args.check) {
+        (Some(Backend::Interp), true) => {
+            return Err(CliError::Usage(
+                "--check compares the JIT with the interpreter: use it with --backend jit (or without --backend)".into(),
+            ))
+        }
+        (Some(b), _) => b,
+        (None, true) => Backend::Jit,
+        (None, false) => Backend::Interp,
+    };
+    let outputs = match backend {
         Backend::Interp => kiln_interp::run(&p.graph, &p.params, &inputs)?,
         Backend::Jit => {
             let model = args.jit.compile(&p.graph, &p.params)?;
