@@ -261,22 +261,14 @@ fn profile_rows(
         .iter()
         .map(|(n, m)| (n.as_str(), *m))
         .collect();
-    let mut per_node: Vec<(String, Vec<Duration>)> = Vec::new();
+    let mut per_node: std::collections::HashMap<&str, Vec<Duration>> = Default::default();
     for run in runs {
-        let mut index = std::collections::HashMap::new();
-        let mut sums: Vec<(String, Duration)> = Vec::new();
+        let mut sums: std::collections::HashMap<&str, Duration> = Default::default();
         for (node, d) in run {
-            let i = *index.entry(node.clone()).or_insert_with(|| {
-                sums.push((node.clone(), Duration::ZERO));
-                sums.len() - 1
-            });
-            sums[i].1 += *d;
+            *sums.entry(node.as_str()).or_default() += *d;
         }
         for (node, d) in sums {
-            match per_node.iter_mut().find(|(n, _)| *n == node) {
-                Some((_, v)) => v.push(d),
-                None => per_node.push((node, vec![d])),
-            }
+            per_node.entry(node).or_default().push(d);
         }
     }
     let mut rows: Vec<ProfileRow> = per_node
@@ -284,7 +276,8 @@ fn profile_rows(
         .map(|(node, mut v)| {
             v.sort();
             let median = v[v.len() / 2];
-            let macs = macs.get(node.as_str()).copied().unwrap_or(0);
+            let macs = macs.get(node).copied().unwrap_or(0);
+            let node = node.to_string();
             ProfileRow {
                 node,
                 median,

@@ -1,22 +1,85 @@
 //! Backend-only rewrites of the graph before planning: forms the kernels
 //! handle faster, with the same results (up to float summation order).
 //!
-//! Both rewrites exist for the GEMM kernel's cheap gathers (codegen/gemm.rs):
-//! an unpadded stride-1 conv gathers each im2col row with one contiguous
-//! copy, where a padded or strided one checks and indexes every element.
+//! Every rewrite exists for the GEMM kernel (codegen/gemm.rs): an unpadded
+//! stride-1 conv reads its input in place, where a padded or strided one
+//! checks and indexes every element.
 
 use crate::error::JitError;
 use kiln_ir::ops::{Concat, Conv2d, Pad, Slice};
-use kiln_ir::{Graph, NodeId, Op, ParamStore, Tensor, Value};
+use kiln_ir::{Graph, NodeId, Op, ParamStore, Tensor, TensorType, Value};
+
+/// The weights of a legalized graph: the user's, and the ones the rewrites
+/// made (phase and space-to-depth kernels), kept apart so that the user's
+/// store is not copied.
+pub struct Weights<'a> {
+    pub user: &'a ParamStore,
+    pub backend: ParamStore,
+}
+
+impl Weights<'_> {
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.backend.get(name).or_else(|| self.user.get(name))
+    }
+
+    /// `name`, or (when a weight shared by several convs, or the user's own
+    /// parameters, already took it) `name` made unique with the conv's node number.
+    fn fresh_name(&self, name: String, conv: NodeId) -> String {
+        if self.get(&name).is_none() {
+            return name;
+        }
+        let mut n = format!("{name}.n{}", conv.index());
+        while self.get(&n).is_some() {
+            n.push('_');
+        }
+        n
+    }
+
+    /// Adds a backend weight, named after `name`, to the store and as a param node of `g`.
+    fn add(&mut self, g: &mut Graph, name: String, conv: NodeId, t: Tensor) -> Value {
+        let name = self.fresh_name(name, conv);
+        let v = g.add_param(name.clone(), TensorType::f32(t.shape.clone()));
+        self.backend.insert(name, t);
+        v
+    }
+}
+
+/// What the conv rewrites read of the conv they replace.
+struct ConvParts<'a> {
+    operands: Vec<Value>,
+    /// Output height and width.
+    out: (usize, usize),
+    weight_name: String,
+    weight: &'a Tensor,
+}
+
+/// The conv's operands, output size and weight, or `None` when the weight is a
+/// computed value (such a conv keeps its strided gather).
+fn conv_parts<'a>(g: &Graph, user: &'a ParamStore, id: NodeId) -> Option<ConvParts<'a>> {
+    let operands = g.operands(id);
+    let shape = &g.node(id)?.outputs[0].shape;
+    let out = (shape[2], shape[3]);
+    let weight_name = g.op(operands[1].node).param_name()?.to_string();
+    let weight = user.get(&weight_name)?; // a missing one was reported by verify_params
+    Some(ConvParts {
+        operands,
+        out,
+        weight_name,
+        weight,
+    })
+}
 
 /// Input channels per group below which a strided conv keeps its strided
 /// gather: splitting a 3-channel stem into phases makes many tiny GEMMs.
 const MIN_PHASE_CHANNELS: usize = 16;
 
-/// The graph (and weights, with the phase sub-kernels added) the backend compiles.
-pub fn legalize(g: &Graph, params: &ParamStore) -> Result<(Graph, ParamStore), JitError> {
+/// The graph the backend compiles, and its weights.
+pub fn legalize<'a>(g: &Graph, params: &'a ParamStore) -> Result<(Graph, Weights<'a>), JitError> {
     let mut out = g.clone();
-    let mut params = params.clone();
+    let mut weights = Weights {
+        user: params,
+        backend: ParamStore::new(),
+    };
     let convs: Vec<NodeId> = g
         .node_ids()
         .filter(|&id| matches!(g.op(id), Op::Conv2d(_)))
@@ -31,9 +94,13 @@ pub fn legalize(g: &Graph, params: &ParamStore) -> Result<(Graph, ParamStore), J
             .map_or(0, |t| t.shape[1] / conv.groups.max(1));
         let strided = conv.stride != [1, 1];
         if strided && conv.dilation == [1, 1] && cg >= MIN_PHASE_CHANNELS {
-            split_into_phases(&mut out, &mut params, id, &conv).map_err(bad)?;
+            if let Some(parts) = conv_parts(&out, params, id) {
+                split_into_phases(&mut out, &mut weights, id, &conv, parts).map_err(bad)?;
+            }
         } else if strided && space_to_depth_pays(&conv) {
-            space_to_depth(&mut out, &mut params, id, &conv).map_err(bad)?;
+            if let Some(parts) = conv_parts(&out, params, id) {
+                space_to_depth(&mut out, &mut weights, id, &conv, parts).map_err(bad)?;
+            }
         } else if !strided && conv.pad != [0; 4] && conv.kernel[0] * conv.kernel[1] > 1 {
             let x = out.operands(id)[0];
             let padded = pad(&mut out, x, conv.pad).map_err(bad)?;
@@ -48,20 +115,7 @@ pub fn legalize(g: &Graph, params: &ParamStore) -> Result<(Graph, ParamStore), J
     }
     kiln_ir::verify(&out)
         .map_err(|e| JitError::InvalidGraph(format!("after backend legalization: {e}")))?;
-    Ok((out, params))
-}
-
-/// `name`, or (when a weight shared by several convs, or the user's own
-/// parameters, already took it) `name` made unique with the conv's node number.
-fn fresh_name(params: &ParamStore, name: String, conv: NodeId) -> String {
-    if params.get(&name).is_none() {
-        return name;
-    }
-    let mut n = format!("{name}.n{}", conv.index());
-    while params.get(&n).is_some() {
-        n.push('_');
-    }
-    n
+    Ok((out, weights))
 }
 
 /// `x` with explicit zero padding `[top, left, bottom, right]` of its spatial axes.
@@ -110,30 +164,24 @@ fn strided(
 /// original residual), the last the ReLU. No multiply-add is added or lost.
 fn split_into_phases(
     g: &mut Graph,
-    params: &mut ParamStore,
+    weights: &mut Weights,
     id: NodeId,
     conv: &Conv2d,
+    parts: ConvParts,
 ) -> Result<(), kiln_ir::IrError> {
-    let ops = g.operands(id);
-    let out_ty = g
-        .node(id)
-        .map(|n| n.outputs[0].clone())
-        .expect("a live conv");
-    let (oh, ow) = (out_ty.shape[2], out_ty.shape[3]);
-    let Some(wname) = g.op(ops[1].node).param_name().map(str::to_string) else {
-        return Ok(()); // computed weights: keep the strided gather
-    };
-    let Some(w) = params.get(&wname).cloned() else {
-        return Ok(()); // reported by verify_params
-    };
+    let ConvParts {
+        operands: ops,
+        out: (oh, ow),
+        weight_name: wname,
+        weight: w,
+    } = parts;
     let bias = conv.bias_slot().map(|s| ops[s]);
-    let residual = conv.residual_slot().map(|s| ops[s]);
     let (kh, kw) = (conv.kernel[0], conv.kernel[1]);
     let (sh, sw) = (conv.stride[0], conv.stride[1]);
     let (o, cg) = (w.shape[0], w.shape[1]);
     let xpad = pad(g, ops[0], conv.pad)?;
-    let mut acc: Option<Value> = residual;
-    let mut first = true;
+    // the running sum: the original residual, then each phase's output
+    let mut acc: Option<Value> = conv.residual_slot().map(|s| ops[s]);
     let phases: Vec<(usize, usize)> = (0..sh.min(kh))
         .flat_map(|a| (0..sw.min(kw)).map(move |b| (a, b)))
         .collect();
@@ -152,31 +200,24 @@ fn split_into_phases(
                 }
             }
         }
-        let name = fresh_name(params, format!("{wname}.phase{a}{b}"), id);
-        let wp = g.add_param(name.clone(), kiln_ir::TensorType::f32([o, cg, ka, kb]));
-        params.insert(
-            name,
-            Tensor {
-                shape: vec![o, cg, ka, kb],
-                data: sub,
-            },
-        );
+        let sub = Tensor {
+            shape: vec![o, cg, ka, kb],
+            data: sub,
+        };
+        let wp = weights.add(g, format!("{wname}.phase{a}{b}"), id, sub);
         let mut operands = vec![x, wp];
-        let with_bias = first && bias.is_some();
-        if let (true, Some(bv)) = (with_bias, bias) {
-            operands.push(bv);
-        }
+        let bias = bias.filter(|_| n == 0); // on the first phase only
+        operands.extend(bias);
         if let Some(r) = acc {
             operands.push(r);
         }
         let mut phase = Conv2d::new(1, 1, 0);
         phase.kernel = [ka, kb];
         phase.groups = conv.groups;
-        phase.bias = with_bias;
+        phase.bias = bias.is_some();
         phase.epilogue.residual = acc.is_some();
         phase.epilogue.relu = conv.epilogue.relu && n + 1 == phases.len();
         acc = Some(g.add(phase, &operands)?);
-        first = false;
     }
     let result = acc.expect("a conv has at least one phase");
     g.replace_all_uses(Value { node: id, port: 0 }, result);
@@ -205,22 +246,17 @@ fn space_to_depth_pays(conv: &Conv2d) -> bool {
 /// every element with strided, border-checked loads.
 fn space_to_depth(
     g: &mut Graph,
-    params: &mut ParamStore,
+    weights: &mut Weights,
     id: NodeId,
     conv: &Conv2d,
+    parts: ConvParts,
 ) -> Result<(), kiln_ir::IrError> {
-    let ops = g.operands(id);
-    let out_ty = g
-        .node(id)
-        .map(|n| n.outputs[0].clone())
-        .expect("a live conv");
-    let (oh, ow) = (out_ty.shape[2], out_ty.shape[3]);
-    let Some(wname) = g.op(ops[1].node).param_name().map(str::to_string) else {
-        return Ok(());
-    };
-    let Some(w) = params.get(&wname).cloned() else {
-        return Ok(());
-    };
+    let ConvParts {
+        operands: ops,
+        out: (oh, ow),
+        weight_name: wname,
+        weight: w,
+    } = parts;
     let s = conv.stride[0];
     let (kh, kw) = (conv.kernel[0], conv.kernel[1]);
     let (kqh, kqw) = (kh.div_ceil(s), kw.div_ceil(s));
@@ -258,15 +294,11 @@ fn space_to_depth(
             }
         }
     }
-    let name = fresh_name(params, format!("{wname}.space_to_depth"), id);
-    let wp = g.add_param(name.clone(), kiln_ir::TensorType::f32([o, cs, kqh, kqw]));
-    params.insert(
-        name,
-        Tensor {
-            shape: vec![o, cs, kqh, kqw],
-            data,
-        },
-    );
+    let kernel = Tensor {
+        shape: vec![o, cs, kqh, kqw],
+        data,
+    };
+    let wp = weights.add(g, format!("{wname}.space_to_depth"), id, kernel);
     let mut operands = vec![s2d, wp];
     operands.extend_from_slice(&ops[2..]);
     let mut sc = conv.clone();

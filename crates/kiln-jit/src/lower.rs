@@ -5,8 +5,9 @@ use crate::codegen::gemm::{Gather, GemmBlocking, GemmSpec};
 use crate::codegen::kernels::*;
 use crate::codegen::{Jit, Region};
 use crate::error::JitError;
+use crate::legalize::Weights;
 use crate::plan::{item, Home, Plan, Realise};
-use kiln_ir::{Graph, NodeId, Op, ParamStore, Tensor, TensorType, Value};
+use kiln_ir::{Graph, NodeId, Op, Tensor, TensorType, Value};
 use std::collections::HashMap;
 
 /// One kernel launch: `tiles` independent calls of kernel `kernel`.
@@ -24,13 +25,13 @@ pub struct Lowered {
 
 struct Cx<'a> {
     g: &'a Graph,
-    params: &'a ParamStore,
+    params: &'a Weights<'a>,
     plan: &'a Plan,
     consts: Vec<f32>,
     param_off: HashMap<NodeId, usize>,
 }
 
-impl Cx<'_> {
+impl<'a> Cx<'a> {
     fn shape(&self, v: Value) -> Vec<usize> {
         self.g
             .value_type(v)
@@ -46,15 +47,23 @@ impl Cx<'_> {
         self.consts.extend_from_slice(data);
         off as i64
     }
-    fn param(&self, v: Value, what: &str, node: &str) -> Result<&Tensor, JitError> {
+    /// The parameter tensor `v` (borrowed from the weights, not from `self`,
+    /// so that it can be pushed into the pool without a copy).
+    fn param(&self, v: Value, what: &str, node: &str) -> Result<&'a Tensor, JitError> {
         let name = self.g.op(v.node).param_name().ok_or_else(|| {
             JitError::Unsupported(format!(
                 "{node}: the {what} must be a parameter, not a computed value"
             ))
         })?;
-        self.params
+        let params: &'a Weights<'a> = self.params;
+        params
             .get(name)
             .ok_or_else(|| JitError::InvalidGraph(format!("{node}: parameter @{name} is missing")))
+    }
+    /// Pushes parameter `v` into the constant pool as it is; its offset.
+    fn push_param(&mut self, v: Value, what: &str, node: &str) -> Result<i64, JitError> {
+        let t = self.param(v, what, node)?;
+        Ok(self.push(&t.data))
     }
     fn loc(&mut self, v: Value) -> Loc {
         let view = self.plan.views[&v];
@@ -67,13 +76,10 @@ impl Cx<'_> {
                 let off = match self.param_off.get(&id) {
                     Some(o) => *o,
                     None => {
-                        let name = self.g.op(id).param_name().unwrap_or_default().to_string();
-                        let data = self
-                            .params
-                            .get(&name)
-                            .map(|t| t.data.clone())
-                            .unwrap_or_default();
-                        let o = self.push(&data) as usize;
+                        let name = self.g.op(id).param_name().unwrap_or_default();
+                        let params: &'a Weights<'a> = self.params;
+                        let data = params.get(name).map_or(&[][..], |t| &t.data[..]);
+                        let o = self.push(data) as usize;
                         self.param_off.insert(id, o);
                         o
                     }
@@ -136,10 +142,10 @@ fn pack_panels(w: &[f32], rows: usize, k: usize, mr: usize, out: &mut Vec<f32>) 
 
 /// Emits every kernel of the graph into `jit`. `fault`: a node whose kernels
 /// store past the arena (the checked-mode test hook).
-pub fn lower(
-    g: &Graph,
-    params: &ParamStore,
-    plan: &Plan,
+pub fn lower<'a>(
+    g: &'a Graph,
+    params: &'a Weights<'a>,
+    plan: &'a Plan,
     jit: &mut Jit,
     fault: Option<NodeId>,
 ) -> Result<Lowered, JitError> {
@@ -195,47 +201,11 @@ pub fn lower(
                 let groups = c.groups;
                 let (og, cg) = (o / groups, cin / groups);
                 let k = cg * c.kernel[0] * c.kernel[1];
-                let wt = cx.param(ops[1], "weight", &node)?.data.clone();
+                let wt = &cx.param(ops[1], "weight", &node)?.data;
                 let taps = c.kernel[0] * c.kernel[1];
-                // 1x1 and shifted convs reduce tap by tap (codegen/gemm.rs): A's
-                // columns in (tap, channel) order instead of (channel, tap)
-                let pointwise = taps == 1 && c.stride == [1, 1] && c.pad == [0; 4] && ow == w;
-                let shifted = c.stride == [1, 1] && c.pad == [0; 4] && taps > 1;
-                let tap_major = pointwise || shifted;
-                let wt = if tap_major && taps > 1 {
-                    let mut t = vec![0.0; wt.len()];
-                    for oc in 0..o {
-                        for ci in 0..cg {
-                            for tp in 0..taps {
-                                t[(oc * taps + tp) * cg + ci] = wt[(oc * cg + ci) * taps + tp];
-                            }
-                        }
-                    }
-                    t
-                } else {
-                    wt
-                };
-                let mut packed = Vec::new();
-                for gi in 0..groups {
-                    pack_panels(
-                        &wt[gi * og * k..(gi + 1) * og * k],
-                        og,
-                        k,
-                        mr as usize,
-                        &mut packed,
-                    );
-                }
-                let a_off = cx.push(&packed);
-                let bias = match c.bias_slot() {
-                    Some(s) => {
-                        let b = cx.param(ops[s], "bias", &node)?.data.clone();
-                        Some(cx.push(&b))
-                    }
-                    None => None,
-                };
-                let res = c.residual_slot().map(|s| cx.loc(ops[s]));
                 let i = |v: usize| v as i64;
                 let (kh, kw) = (i(c.kernel[0]), i(c.kernel[1]));
+                let shifted = c.stride == [1, 1] && c.pad == [0; 4] && taps > 1;
                 let (gather, columns) = if shifted {
                     let gather = Gather::Shifted {
                         h: i(h),
@@ -266,6 +236,40 @@ pub fn lower(
                     };
                     (gather, i(oh * ow))
                 };
+                // 1x1 and shifted convs reduce tap by tap (codegen/gemm.rs): A's
+                // columns in (tap, channel) order instead of (channel, tap)
+                let tap_major = gather.is_tap_major();
+                let tap_major_wt;
+                let wt = if tap_major && taps > 1 {
+                    let mut t = vec![0.0; wt.len()];
+                    for oc in 0..o {
+                        for ci in 0..cg {
+                            for tp in 0..taps {
+                                t[(oc * taps + tp) * cg + ci] = wt[(oc * cg + ci) * taps + tp];
+                            }
+                        }
+                    }
+                    tap_major_wt = t;
+                    &tap_major_wt
+                } else {
+                    wt
+                };
+                let mut packed = Vec::new();
+                for gi in 0..groups {
+                    pack_panels(
+                        &wt[gi * og * k..(gi + 1) * og * k],
+                        og,
+                        k,
+                        mr as usize,
+                        &mut packed,
+                    );
+                }
+                let a_off = cx.push(&packed);
+                let bias = match c.bias_slot() {
+                    Some(s) => Some(cx.push_param(ops[s], "bias", &node)?),
+                    None => None,
+                };
+                let res = c.residual_slot().map(|s| cx.loc(ops[s]));
                 let spec = GemmSpec {
                     n: i(n),
                     groups: i(groups),
@@ -302,16 +306,14 @@ pub fn lower(
                 let x = cx.loc(ops[0]);
                 let (nb, k) = (xs[0], xs[1]);
                 let m = oshape[1];
-                let wt = cx.param(ops[1], "weight", &node)?.data.clone();
+                let wt = &cx.param(ops[1], "weight", &node)?.data;
+                let bias = match d.bias {
+                    true => Some(cx.push_param(ops[2], "bias", &node)?),
+                    false => None,
+                };
                 if nb <= GEMV_MAX_BATCH {
                     // a matrix-vector product: the GEMM tile would waste nr - nb of its columns
-                    let w_off = cx.push(&wt);
-                    let bias = if d.bias {
-                        let b = cx.param(ops[2], "bias", &node)?.data.clone();
-                        Some(cx.push(&b))
-                    } else {
-                        None
-                    };
+                    let w_off = cx.push(wt);
                     let spec = GemvSpec {
                         batch: nb as i64,
                         m: m as i64,
@@ -326,14 +328,8 @@ pub fn lower(
                     continue;
                 }
                 let mut packed = Vec::new();
-                pack_panels(&wt, m, k, mr as usize, &mut packed);
+                pack_panels(wt, m, k, mr as usize, &mut packed);
                 let a_off = cx.push(&packed);
-                let bias = if d.bias {
-                    let b = cx.param(ops[2], "bias", &node)?.data.clone();
-                    Some(cx.push(&b))
-                } else {
-                    None
-                };
                 let spec = GemmSpec {
                     n: 1,
                     groups: 1,
@@ -364,8 +360,8 @@ pub fn lower(
                          compile the inference graph (training = false) or fold it with fold-bn"
                     )));
                 }
-                let get = |cx: &Cx, s: usize, what: &str| {
-                    cx.param(ops[s], what, &node).map(|t| t.data.clone())
+                let get = |cx: &Cx<'a>, s: usize, what: &str| {
+                    cx.param(ops[s], what, &node).map(|t| &t.data)
                 };
                 let (wt, bi, mean, var) = (
                     get(&cx, 1, "weight")?,
@@ -632,7 +628,7 @@ pub fn lower(
 /// The location of a graph input or output, for the executor's copies.
 pub fn io_loc(
     g: &Graph,
-    params: &ParamStore,
+    params: &Weights,
     plan: &Plan,
     consts: &mut Vec<f32>,
     v: Value,

@@ -65,50 +65,56 @@ struct Ptrs {
 unsafe impl Send for Ptrs {}
 unsafe impl Sync for Ptrs {}
 
-/// MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6).
+/// The calling thread's floating-point control word (x86-64 MXCSR), and the
+/// bits that flush subnormals: flush-to-zero (15) and denormals-are-zero (6).
+/// Elsewhere a word of 0 that nothing reads.
 #[cfg(target_arch = "x86_64")]
-const FTZ_DAZ: u32 = 0x8040;
-
-/// Sets FTZ and DAZ on the current thread (a worker of a model's own pool).
-pub(crate) fn flush_denormals_on_this_thread() {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE is part of x86-64; the two bits only change how subnormal
-    // floats are read and produced.
+mod fp_mode {
+    pub const FLUSH: u32 = 0x8040;
     #[allow(deprecated)]
-    unsafe {
-        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
-        _mm_setcsr(_mm_getcsr() | FTZ_DAZ)
+    pub fn get() -> u32 {
+        // SAFETY: SSE is part of x86-64; reading MXCSR has no effect.
+        unsafe { std::arch::x86_64::_mm_getcsr() }
+    }
+    #[allow(deprecated)]
+    pub fn set(word: u32) {
+        // SAFETY: a word read by `get` with only FLUSH added or restored: it
+        // changes how subnormal floats are read and produced, nothing else.
+        unsafe { std::arch::x86_64::_mm_setcsr(word) }
     }
 }
+#[cfg(not(target_arch = "x86_64"))]
+mod fp_mode {
+    pub const FLUSH: u32 = 0;
+    pub fn get() -> u32 {
+        0
+    }
+    pub fn set(_: u32) {}
+}
 
-/// Sets FTZ and DAZ on the calling thread until dropped, then restores the
+/// Flushes subnormals on the current thread (a worker of a model's own pool).
+pub(crate) fn flush_denormals_on_this_thread() {
+    fp_mode::set(fp_mode::get() | fp_mode::FLUSH);
+}
+
+/// Flushes subnormals on the calling thread until dropped, then restores the
 /// caller's floating-point mode.
-struct FlushGuard(#[allow(dead_code)] Option<u32>);
+struct FlushGuard(Option<u32>);
 
 impl FlushGuard {
     fn new(on: bool) -> FlushGuard {
-        #[cfg(target_arch = "x86_64")]
+        let saved = on.then(fp_mode::get);
         if on {
-            // SAFETY: as in flush_denormals_on_this_thread.
-            #[allow(deprecated)]
-            let saved = unsafe { std::arch::x86_64::_mm_getcsr() };
             flush_denormals_on_this_thread();
-            return FlushGuard(Some(saved));
         }
-        let _ = on;
-        FlushGuard(None)
+        FlushGuard(saved)
     }
 }
 
 impl Drop for FlushGuard {
     fn drop(&mut self) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(saved) = self.0 {
-            // SAFETY: restores the mode read in `new`.
-            #[allow(deprecated)]
-            unsafe {
-                std::arch::x86_64::_mm_setcsr(saved)
-            }
+            fp_mode::set(saved);
         }
     }
 }

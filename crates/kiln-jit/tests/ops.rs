@@ -92,6 +92,28 @@ fn conv_case() -> impl Strategy<
     )
 }
 
+/// `conv` on an `n x c x h x w` input with `o` output channels (weight,
+/// optional bias and residual as its flags say) against the interpreter;
+/// shapes the conv rejects are skipped.
+fn check_conv(n: usize, c: usize, o: usize, h: usize, w: usize, conv: Conv2d) {
+    let (Some(oh), Some(ow)) = (conv.output_size(0, h), conv.output_size(1, w)) else {
+        return;
+    };
+    let mut b = B::new();
+    let x = b.g.add_input("x", TensorType::f32([n, c, h, w]));
+    let wt = b.param(&[o, c / conv.groups, conv.kernel[0], conv.kernel[1]], false);
+    let mut ops = vec![x, wt];
+    if conv.bias {
+        ops.push(b.param(&[o], false));
+    }
+    if conv.epilogue.residual {
+        let r = b.g.add_input("r", TensorType::f32([n, o, oh, ow]));
+        ops.push(r);
+    }
+    let y = b.add(conv, &ops);
+    b.check(vec![y]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -101,16 +123,8 @@ proptest! {
         // the verifier wants each pad below the dilated kernel extent
         let ext = [d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1];
         let pad = [pad[0].min(ext[0] - 1), pad[1].min(ext[1] - 1), pad[2].min(ext[0] - 1), pad[3].min(ext[1] - 1)];
-        let mut b = B::new();
-        let x = b.g.add_input("x", TensorType::f32([n, c, h, w]));
         let conv = Conv2d { kernel: k, stride: s, pad, dilation: d, groups: g, bias, epilogue: Epilogue { residual: res, relu } };
-        let (Some(oh), Some(ow)) = (conv.output_size(0, h), conv.output_size(1, w)) else { return Ok(()) };
-        let wt = b.param(&[o, cpg, k[0], k[1]], false);
-        let mut ops = vec![x, wt];
-        if bias { ops.push(b.param(&[o], false)); }
-        if res { let r = b.g.add_input("r", TensorType::f32([n, o, oh, ow])); ops.push(r); }
-        let y = b.add(conv, &ops);
-        b.check(vec![y]);
+        check_conv(n, c, o, h, w, conv);
     }
 
     /// Strided convs wide enough (16+ channels a group) to be split into
@@ -121,16 +135,8 @@ proptest! {
                            pad in [0usize..3, 0usize..3, 0usize..3, 0usize..3], bias in any::<bool>(), res in any::<bool>(), relu in any::<bool>()) {
         let (c, o) = (g * cpg, g * opg);
         let pad = [pad[0].min(k[0] - 1), pad[1].min(k[1] - 1), pad[2].min(k[0] - 1), pad[3].min(k[1] - 1)];
-        let mut b = B::new();
-        let x = b.g.add_input("x", TensorType::f32([n, c, h, w]));
         let conv = Conv2d { kernel: k, stride: s, pad, dilation: [1, 1], groups: g, bias, epilogue: Epilogue { residual: res, relu } };
-        let (Some(oh), Some(ow)) = (conv.output_size(0, h), conv.output_size(1, w)) else { return Ok(()) };
-        let wt = b.param(&[o, cpg, k[0], k[1]], false);
-        let mut ops = vec![x, wt];
-        if bias { ops.push(b.param(&[o], false)); }
-        if res { let r = b.g.add_input("r", TensorType::f32([n, o, oh, ow])); ops.push(r); }
-        let y = b.add(conv, &ops);
-        b.check(vec![y]);
+        check_conv(n, c, o, h, w, conv);
     }
 
     /// Narrow stems with large kernels (7x7 stride 2 and the like), computed
@@ -139,16 +145,8 @@ proptest! {
     fn stem_conv_space_to_depth(n in 1usize..3, c in 1usize..5, o in 1usize..20, h in 6usize..24, w in 6usize..24,
                                 k in [5usize..8, 5usize..8], s in 2usize..4, pad in [0usize..4, 0usize..4, 0usize..4, 0usize..4],
                                 bias in any::<bool>(), res in any::<bool>(), relu in any::<bool>()) {
-        let mut b = B::new();
-        let x = b.g.add_input("x", TensorType::f32([n, c, h, w]));
         let conv = Conv2d { kernel: k, stride: [s, s], pad, dilation: [1, 1], groups: 1, bias, epilogue: Epilogue { residual: res, relu } };
-        let (Some(oh), Some(ow)) = (conv.output_size(0, h), conv.output_size(1, w)) else { return Ok(()) };
-        let wt = b.param(&[o, c, k[0], k[1]], false);
-        let mut ops = vec![x, wt];
-        if bias { ops.push(b.param(&[o], false)); }
-        if res { let r = b.g.add_input("r", TensorType::f32([n, o, oh, ow])); ops.push(r); }
-        let y = b.add(conv, &ops);
-        b.check(vec![y]);
+        check_conv(n, c, o, h, w, conv);
     }
 
     #[test]

@@ -72,6 +72,10 @@ impl Gather {
     fn units(&self, k: i64) -> i64 {
         k / self.unit_rows()
     }
+    /// Whether the reduction runs tap by tap with B read in place (see `GemmSpec::tap_major`).
+    pub fn is_tap_major(&self) -> bool {
+        self.pointwise() || matches!(self, Gather::Shifted { .. })
+    }
     /// A 1x1, stride-1, unpadded conv: B is the input itself, row-major.
     fn pointwise(&self) -> bool {
         matches!(self, Gather::Conv { kh: 1, kw: 1, sh: 1, sw: 1, pt: 0, pl: 0, ow, w, .. } if ow == w)
@@ -169,7 +173,7 @@ impl GemmSpec {
         (self.p + self.nb() - 1) / self.nb()
     }
     fn kc_max(&self) -> i64 {
-        if self.tap_major().is_some() {
+        if self.gather.is_tap_major() {
             return self.blocking.ku;
         }
         self.blocking.ku * self.gather.unit_rows()
@@ -191,18 +195,16 @@ impl GemmSpec {
 
     pub fn emit(&self, em: &mut Em) {
         let d = em.split(em.tile, &[self.n, self.groups, self.npb(), self.nmb()]);
+        let mp0 = em.mul(d[3], self.blocking.mb);
+        let mp1 = em.add(mp0, self.blocking.mb);
+        let nmp = em.c(self.nmp());
         let t = TileVars {
             ni: d[0],
             g: d[1],
             pb: d[2],
             p0: em.mul(d[2], self.nb()),
-            mp0: em.mul(d[3], self.blocking.mb),
-            mpend: {
-                let mp0 = em.mul(d[3], self.blocking.mb);
-                let e = em.add(mp0, self.blocking.mb);
-                let lim = em.c(self.nmp());
-                em.b.ins().smin(e, lim)
-            },
+            mp0,
+            mpend: em.b.ins().smin(mp1, nmp),
         };
         match self.gather {
             Gather::Conv { .. } if !self.gather.pointwise() => self.pixel_bases(em, &t),
@@ -324,7 +326,7 @@ impl GemmSpec {
             if em.has_strided_tile() && (valid == nb || overrun <= slack) {
                 let ldb = em.c(hw);
                 let range = (x.lo, x.hi + slack);
-                self.tile_calls(em, t, a_unit, nu, acc, valid, true, &|em, q| {
+                self.tile_calls(em, t, a_unit, nu, acc, valid, &|em, q| {
                     let at = em.add(src0, q * nr);
                     let b = em.block_ptr(x.region, at, range, (nu - 1) * hw + nr);
                     (b, ldb)
@@ -370,7 +372,7 @@ impl GemmSpec {
     ) {
         let (nr, srange) = (self.nr, self.srange());
         let ldb = em.c(nr);
-        self.tile_calls(em, t, a_row, kcl, acc, valid, false, &|em, q| {
+        self.tile_calls(em, t, a_row, kcl, acc, valid, &|em, q| {
             let boff = em.c(q * kcl * nr);
             (em.block_ptr(Region::Scratch, boff, srange, kcl * nr), ldb)
         });
@@ -388,7 +390,6 @@ impl GemmSpec {
         kcl: i64,
         acc: Value,
         valid: i64,
-        strided: bool,
         b_of: &dyn Fn(&mut Em, i64) -> (Value, Value),
     ) {
         let (mr, nr, nb, k) = (self.mr, self.nr, self.nb(), self.k);
@@ -413,11 +414,7 @@ impl GemmSpec {
                 let lm = em.b.ins().isub(mp, t.mp0);
                 let coff = em.mad(lm, mr * nb, self.c_base() + q * nr);
                 let c = em.block_ptr(Region::Scratch, coff, srange, (mr - 1) * nb + nr);
-                if strided {
-                    em.call_tile_strided(kv, a, b, ldb, c, ldc, acc);
-                } else {
-                    em.call_tile(kv, a, b, c, ldc, acc);
-                }
+                em.call_tile(kv, a, b, ldb, c, ldc, acc);
             });
         }
     }
@@ -462,23 +459,38 @@ impl GemmSpec {
         let Gather::Shifted { w, ow, .. } = self.gather else {
             return;
         };
-        let (pp, nb, ib, srange) = (self.p, self.nb(), self.int_base(), self.srange());
-        em.for_c(0, nb, 1, |em, u| {
-            let p = em.iadd(t.p0, u);
-            let inside = em.b.ins().icmp_imm(IntCC::SignedLessThan, p, pp);
-            let oh = em.udiv(p, w);
-            let owi = em.urem(p, w);
+        let ib = self.int_base();
+        em.for_c(0, self.nb(), 1, |em, u| {
+            let (inside, oh, owi) = self.pixel(em, t, u, w);
             let kept = em.b.ins().icmp_imm(IntCC::SignedLessThan, owi, ow);
             let ok = em.b.ins().band(inside, kept);
             let idx = em.mad(oh, ow, 0);
             let idx = em.iadd(idx, owi);
             let none = em.c(-1);
             let idx = em.b.ins().select(ok, idx, none);
-            let idx = em.b.ins().ireduce(types::I32, idx);
             let a = em.add(u, ib);
-            let pa = em.ptr(Region::Scratch, a, srange, 1);
-            em.b.ins().store(super::VF, idx, pa, 0);
+            self.st_i32(em, a, idx);
         });
+    }
+
+    /// Stores the i64 `v` as the i32 at scratch element `at` (the pixel tables).
+    fn st_i32(&self, em: &mut Em, at: Value, v: Value) {
+        let v = em.b.ins().ireduce(types::I32, v);
+        let p = em.ptr(Region::Scratch, at, self.srange(), 1);
+        em.b.ins().store(super::VF, v, p, 0);
+    }
+    /// The i32 at scratch element `at`, sign-extended; `width` elements from
+    /// there must be in range (checked mode).
+    fn ld_i32(&self, em: &mut Em, at: Value, width: i64) -> Value {
+        let p = em.ptr(Region::Scratch, at, self.srange(), width);
+        em.b.ins().sload32(super::VF, p, 0)
+    }
+    /// Pixel `u` of the tile: its column `p`, whether `p < P`, and `p`'s row and
+    /// column in a grid `width` wide.
+    fn pixel(&self, em: &mut Em, t: &TileVars, u: Value, width: i64) -> (Value, Value, Value) {
+        let p = em.iadd(t.p0, u);
+        let inside = em.b.ins().icmp_imm(IntCC::SignedLessThan, p, self.p);
+        (inside, em.udiv(p, width), em.urem(p, width))
     }
 
     /// One row of a B panel: `valid` input floats from `src`, zeros up to `nr`.
@@ -514,24 +526,17 @@ impl GemmSpec {
         else {
             return;
         };
-        let (pp, nb, ib, srange) = (self.p, self.nb(), self.int_base(), self.srange());
+        let (nb, ib) = (self.nb(), self.int_base());
         em.for_c(0, nb, 1, |em, u| {
-            let p = em.iadd(t.p0, u);
-            let ok = em.b.ins().icmp_imm(IntCC::SignedLessThan, p, pp);
-            let oh = em.udiv(p, ow);
-            let owi = em.urem(p, ow);
+            let (ok, oh, owi) = self.pixel(em, t, u, ow);
             let ihb = em.mad(oh, sh, -pt);
             let iwb = em.mad(owi, sw, -pl);
             let far = em.c(-(1 << 30));
             let ihb = em.b.ins().select(ok, ihb, far);
-            let ihb = em.b.ins().ireduce(types::I32, ihb);
-            let iwb = em.b.ins().ireduce(types::I32, iwb);
             let a = em.add(u, ib);
-            let pa = em.ptr(Region::Scratch, a, srange, 1);
-            em.b.ins().store(super::VF, ihb, pa, 0);
+            self.st_i32(em, a, ihb);
             let a2 = em.add(u, ib + nb);
-            let pw = em.ptr(Region::Scratch, a2, srange, 1);
-            em.b.ins().store(super::VF, iwb, pw, 0);
+            self.st_i32(em, a2, iwb);
         });
     }
 
@@ -559,10 +564,7 @@ impl GemmSpec {
         let xb0 = em.mad(t.ni, x.bstride, x.off);
         let goff = em.mul(t.g, cg * h * w);
         let xb = em.iadd(xb0, goff);
-        let ld_i32 = |em: &mut Em, at: Value, width: i64| {
-            let pa = em.ptr(Region::Scratch, at, srange, width);
-            em.b.ins().sload32(super::VF, pa, 0)
-        };
+        let ld_i32 = |em: &mut Em, at: Value, width: i64| self.ld_i32(em, at, width);
         em.for_c(0, self.blocking.nq, 1, |em, q| {
             em.for_c(0, nu, 1, |em, cc| {
                 let c = em.iadd(u0, cc);
@@ -632,10 +634,7 @@ impl GemmSpec {
                                     let v = if sw == 1 {
                                         em.ldv(x.region, o, x.range())
                                     } else {
-                                        let lo = em.ldv(x.region, o, x.range());
-                                        let o4 = em.add(o, 4);
-                                        let hi = em.ldv(x.region, o4, x.range());
-                                        em.even_lanes(lo, hi)
+                                        em.ldv_stride2(x.region, o, x.range())
                                     };
                                     let dof = em.iadd(dst, col);
                                     em.stv(Region::Scratch, dof, srange, v);
@@ -730,8 +729,7 @@ impl GemmSpec {
                         }
                         let index = |em: &mut Em, col: Value, lane: i64| {
                             let a = em.add(col, ib + lane);
-                            let pa = em.ptr(Region::Scratch, a, srange, 1);
-                            em.b.ins().sload32(super::VF, pa, 0)
+                            self.ld_i32(em, a, 1)
                         };
                         let one = |em: &mut Em, col: Value| {
                             let po = index(em, col, 0);

@@ -299,6 +299,20 @@ impl PoolSpec {
         em.for_c(r1, s.oh, 1, |em, oh| row(em, oh, false));
     }
 
+    /// The running max or sum `acc` (f32 or f32x4) with tap `v`; a NaN tap
+    /// never replaces the running max.
+    fn combine(&self, em: &mut Em, acc: Value, v: Value) -> Value {
+        if !self.max {
+            return em.b.ins().fadd(acc, v);
+        }
+        let gt = em.b.ins().fcmp(FloatCC::GreaterThan, v, acc);
+        if em.b.func.dfg.value_type(v) == types::F32X4 {
+            em.b.ins().bitselect(gt, v, acc)
+        } else {
+            em.b.ins().select(gt, v, acc)
+        }
+    }
+
     /// Four outputs of an inner row from `ow` on, every tap inside the input.
     fn four(&self, em: &mut Em, xb: Value, yb: Value, oh: Value, ow: Value) {
         let s = self;
@@ -317,17 +331,9 @@ impl PoolSpec {
                 let v = if s.stride[1] == 1 {
                     em.ldv(s.x.region, o, s.x.range())
                 } else {
-                    let lo = em.ldv(s.x.region, o, s.x.range());
-                    let o4 = em.add(o, 4);
-                    let hi = em.ldv(s.x.region, o4, s.x.range());
-                    em.even_lanes(lo, hi)
+                    em.ldv_stride2(s.x.region, o, s.x.range())
                 };
-                acc = if s.max {
-                    let gt = em.b.ins().fcmp(FloatCC::GreaterThan, v, acc);
-                    em.b.ins().bitselect(gt, v, acc)
-                } else {
-                    em.b.ins().fadd(acc, v)
-                };
+                acc = s.combine(em, acc, v);
             }
         }
         if !s.max {
@@ -360,12 +366,7 @@ impl PoolSpec {
                 let o = em.b.ins().select(ok, o, xb);
                 let v = em.ld(s.x.region, o, s.x.range());
                 let v = em.b.ins().select(ok, v, init);
-                acc = if s.max {
-                    let gt = em.b.ins().fcmp(FloatCC::GreaterThan, v, acc);
-                    em.b.ins().select(gt, v, acc)
-                } else {
-                    em.b.ins().fadd(acc, v)
-                };
+                acc = s.combine(em, acc, v);
             }
         }
         if !s.max {
@@ -796,10 +797,7 @@ impl CopySpec {
                 let v = if step == 1 {
                     em.ldv(self.x.region, x, self.x.range())
                 } else {
-                    let lo = em.ldv(self.x.region, x, self.x.range());
-                    let x4 = em.add(x, 4);
-                    let hi = em.ldv(self.x.region, x4, self.x.range());
-                    em.even_lanes(lo, hi)
+                    em.ldv_stride2(self.x.region, x, self.x.range())
                 };
                 let y = em.iadd(yo, o);
                 em.stv(self.y.region, y, self.y.range(), v);

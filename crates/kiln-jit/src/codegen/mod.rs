@@ -447,15 +447,13 @@ impl Em<'_> {
         let call = self.b.ins().call(self.libm[2], &[x, y]);
         self.b.inst_results(call)[0]
     }
-    /// Calls the matmul tile: `C (+)= A x B` for a `k`-deep panel pair, `C`
-    /// with row stride `ldc`, accumulating when `acc` is non-zero (i64 values).
-    pub fn call_tile(&mut self, k: Value, a: Value, b: Value, c: Value, ldc: Value, acc: Value) {
-        self.b.ins().call(self.tile_fn, &[k, a, b, c, ldc, acc]);
-    }
-    /// Calls the strided-B tile (B row `p` at `b + p * ldb`); only when
-    /// [`Em::has_strided_tile`].
+    /// Calls the matmul tile: `C (+)= A x B` for a `k`-deep panel pair, B's
+    /// rows `ldb` floats apart, `C` with row stride `ldc`, accumulating when
+    /// `acc` is non-zero (all i64 values). A packed B panel has `ldb = nr`; any
+    /// other stride needs the tile's strided variant ([`Em::has_strided_tile`]),
+    /// which the packed entry point of every Rust tile is itself a call of.
     #[allow(clippy::too_many_arguments)]
-    pub fn call_tile_strided(
+    pub fn call_tile(
         &mut self,
         k: Value,
         a: Value,
@@ -465,15 +463,25 @@ impl Em<'_> {
         ldc: Value,
         acc: Value,
     ) {
-        let f = self.strided_fn.expect("checked by has_strided_tile");
-        self.b.ins().call(f, &[k, a, b, ldb, c, ldc, acc]);
+        match self.strided_fn {
+            Some(f) => self.b.ins().call(f, &[k, a, b, ldb, c, ldc, acc]),
+            None => self.b.ins().call(self.tile_fn, &[k, a, b, c, ldc, acc]),
+        };
     }
-    /// Whether the tile has a strided-B variant.
+    /// Whether the tile reads B rows at any stride.
     pub fn has_strided_tile(&self) -> bool {
         self.strided_fn.is_some()
     }
+    /// Four floats at stride 2 from `off`: two vector loads (the second
+    /// reading one float past the fourth) and a shuffle.
+    pub fn ldv_stride2(&mut self, r: Region, off: Value, range: (i64, i64)) -> Value {
+        let lo = self.ldv(r, off, range);
+        let off4 = self.add(off, 4);
+        let hi = self.ldv(r, off4, range);
+        self.even_lanes(lo, hi)
+    }
     /// Lanes 0 and 2 of `lo` and of `hi` (f32x4): four stride-2 elements from eight.
-    pub fn even_lanes(&mut self, lo: Value, hi: Value) -> Value {
+    fn even_lanes(&mut self, lo: Value, hi: Value) -> Value {
         let le = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
         let a = self.b.ins().bitcast(types::I8X16, le, lo);
         let b = self.b.ins().bitcast(types::I8X16, le, hi);
