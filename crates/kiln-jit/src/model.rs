@@ -4,8 +4,7 @@ use crate::codegen::kernels::{Loc, BAD_LABEL};
 use crate::codegen::{KernelFn, Region};
 use crate::error::JitError;
 use kiln_ir::{Tensor, TensorType};
-use rayon::prelude::*;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Owns the JIT'd code. `JITModule` holds raw pointers, so it is neither Send
@@ -207,9 +206,28 @@ impl CompiledModel {
                         call(base, s, t);
                     }
                 } else {
-                    (0..l.tiles)
-                        .into_par_iter()
-                        .for_each(|t| call(base, slot(), t));
+                    // Tiles are handed out one at a time from a shared counter, so
+                    // a worker that finishes early takes the next tile instead of
+                    // waiting for a half split in advance (tiles differ in cost:
+                    // the last pixel block is shorter). Each tile's result does
+                    // not depend on which worker ran it.
+                    let next = AtomicUsize::new(0);
+                    let work = || {
+                        let s = slot();
+                        loop {
+                            let t = next.fetch_add(1, Ordering::Relaxed);
+                            if t >= l.tiles {
+                                break;
+                            }
+                            call(base, s, t);
+                        }
+                    };
+                    rayon::scope(|sc| {
+                        for _ in 1..self.threads.min(l.tiles) {
+                            sc.spawn(|_| work());
+                        }
+                        work();
+                    });
                 }
                 if let Some(t) = times.as_deref_mut() {
                     t.push((l.node.clone(), started.elapsed()));
