@@ -47,16 +47,15 @@ impl<'a> Cx<'a> {
         self.consts.extend_from_slice(data);
         off as i64
     }
-    /// The parameter tensor `v` (borrowed from the weights, not from `self`,
-    /// so that it can be pushed into the pool without a copy).
+    /// The parameter tensor `v` (borrowed for `'a`, the weights' lifetime, not
+    /// from `self`, so that it can be pushed into the pool without a copy).
     fn param(&self, v: Value, what: &str, node: &str) -> Result<&'a Tensor, JitError> {
         let name = self.g.op(v.node).param_name().ok_or_else(|| {
             JitError::Unsupported(format!(
                 "{node}: the {what} must be a parameter, not a computed value"
             ))
         })?;
-        let params: &'a Weights<'a> = self.params;
-        params
+        self.params
             .get(name)
             .ok_or_else(|| JitError::InvalidGraph(format!("{node}: parameter @{name} is missing")))
     }
@@ -77,8 +76,7 @@ impl<'a> Cx<'a> {
                     Some(o) => *o,
                     None => {
                         let name = self.g.op(id).param_name().unwrap_or_default();
-                        let params: &'a Weights<'a> = self.params;
-                        let data = params.get(name).map_or(&[][..], |t| &t.data[..]);
+                        let data = self.params.get(name).map_or(&[][..], |t| &t.data[..]);
                         let o = self.push(data) as usize;
                         self.param_off.insert(id, o);
                         o
@@ -307,9 +305,10 @@ pub fn lower<'a>(
                 let (nb, k) = (xs[0], xs[1]);
                 let m = oshape[1];
                 let wt = &cx.param(ops[1], "weight", &node)?.data;
-                let bias = match d.bias {
-                    true => Some(cx.push_param(ops[2], "bias", &node)?),
-                    false => None,
+                let bias = if d.bias {
+                    Some(cx.push_param(ops[2], "bias", &node)?)
+                } else {
+                    None
                 };
                 if nb <= GEMV_MAX_BATCH {
                     // a matrix-vector product: the GEMM tile would waste nr - nb of its columns
