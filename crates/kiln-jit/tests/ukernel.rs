@@ -356,3 +356,69 @@ fn bad_arguments_are_errors_not_panics() {
     )
     .is_err()); // 20 accumulators
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// The epilogue-fused tiles (`TileOut`) give the same bits as the plain
+    /// strided tile followed by the separate epilogue's order of operations,
+    /// store only the kept columns of the first `rows` rows, consecutively,
+    /// and touch nothing else.
+    #[test]
+    fn out_tiles_equal_tile_then_epilogue(
+        k in 0usize..40,
+        rows_minus in 0usize..14,
+        mask_bits in any::<u64>(),
+        acc in any::<bool>(),
+        bias in any::<bool>(),
+        residual in any::<bool>(),
+        relu in any::<bool>(),
+        extra in 0usize..5,
+        seed in any::<u64>(),
+    ) {
+        for uk in ukernel::available() {
+            let (Some((_, strided)), Some((name, out))) = (uk.strided(), uk.out()) else { continue };
+            let (mr, nr) = (uk.mr(), uk.nr());
+            let rows = mr - rows_minus % mr;
+            let mask = mask_bits & ((1u64 << nr) - 1);
+            let kept: Vec<usize> = (0..nr).filter(|j| mask >> j & 1 == 1).collect();
+            let (ldc, ldy) = (nr + extra, kept.len() + extra);
+            let a = values(k * mr, seed);
+            let b = values(k * nr, seed ^ 1);
+            let c0 = values(mr * ldc, seed ^ 2);
+            let bias_v = values(rows, seed ^ 3);
+            let res_v = values(rows * ldy + 1, seed ^ 4);
+            let y0 = values(mr * ldy + 1, seed ^ 5);
+            let mut c = c0.clone();
+            // SAFETY: panels of k * mr and k * nr floats, B rows nr apart; c holds mr * ldc.
+            unsafe { strided(k, a.as_ptr(), b.as_ptr(), nr, c.as_mut_ptr(), ldc, acc as usize) };
+            let mut y = y0.clone();
+            let o = ukernel::TileOut {
+                c: if acc { c0.as_ptr() } else { std::ptr::null() },
+                ldc,
+                y: y.as_mut_ptr(),
+                ldy,
+                residual: if residual { res_v.as_ptr() } else { std::ptr::null() },
+                bias: if bias { bias_v.as_ptr() } else { std::ptr::null() },
+                rows,
+                mask,
+                relu: relu as usize,
+            };
+            // SAFETY: as above; y and the residual hold (rows - 1) * ldy + kept floats, the bias rows.
+            unsafe { out(k, a.as_ptr(), b.as_ptr(), nr, &o) };
+            for (idx, (&got, &old)) in y.iter().zip(&y0).enumerate() {
+                let (r, jj) = (idx / ldy, idx % ldy);
+                let want = if r < rows && jj < kept.len() {
+                    let mut v = c[r * ldc + kept[jj]] + if bias { bias_v[r] } else { 0.0 };
+                    if residual {
+                        v += res_v[r * ldy + jj];
+                    }
+                    if relu && v < 0.0 { 0.0 } else { v }
+                } else {
+                    old
+                };
+                prop_assert!(got.to_bits() == want.to_bits(), "{name} k={k} rows={rows} mask={mask:#x} at [{r},{jj}]: {got} vs {want}");
+            }
+        }
+    }
+}

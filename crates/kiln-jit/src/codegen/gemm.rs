@@ -212,13 +212,17 @@ impl GemmSpec {
             _ => {}
         }
         let ku = self.blocking.ku;
-        // K blocks of `ku` units from `u0`, the first overwriting C
+        let fused = self.fused(em);
+        // K blocks of `ku` units from `u0`, the first overwriting C; with the
+        // fused tile, the conv's very last block is emitted apart (it stores Y)
         let blocks = |em: &mut Em,
                       units: i64,
                       first_block: bool,
-                      block: &dyn Fn(&mut Em, Value, i64, Value)| {
+                      last_tap: bool,
+                      block: &dyn Fn(&mut Em, Value, i64, Value, bool)| {
             let (full, rem) = (units / ku, units % ku);
-            em.for_c(0, full, 1, |em, kb| {
+            let peel = fused && last_tap && rem == 0;
+            em.for_c(0, full - peel as i64, 1, |em, kb| {
                 let u0 = em.mul(kb, ku);
                 let acc = if first_block {
                     let later = em.b.ins().icmp_imm(IntCC::NotEqual, kb, 0);
@@ -226,27 +230,52 @@ impl GemmSpec {
                 } else {
                     em.c(1)
                 };
-                block(em, u0, ku, acc);
+                block(em, u0, ku, acc, false);
             });
+            if peel {
+                let u0 = em.c((full - 1) * ku);
+                let acc = em.c((full > 1 || !first_block) as i64);
+                block(em, u0, ku, acc, true);
+            }
             if rem > 0 {
                 let u0 = em.c(full * ku);
                 let acc = em.c((full > 0 || !first_block) as i64);
-                block(em, u0, rem, acc);
+                block(em, u0, rem, acc, fused && last_tap);
             }
         };
         match self.tap_major() {
             Some(taps) => {
+                let n = taps.len();
                 for (ti, &(shift, hw, cg)) in taps.iter().enumerate() {
-                    blocks(em, cg, ti == 0, &|em, u0, nu, acc| {
-                        self.tap_block(em, &t, ti as i64, shift, hw, cg, u0, nu, acc)
+                    blocks(em, cg, ti == 0, ti + 1 == n, &|em, u0, nu, acc, last| {
+                        let tap = Tap {
+                            index: ti as i64,
+                            shift,
+                            hw,
+                            cg,
+                        };
+                        self.tap_block(em, &t, tap, u0, nu, acc, last)
                     });
                 }
             }
-            None => blocks(em, self.gather.units(self.k), true, &|em, u0, nu, acc| {
-                self.k_block(em, &t, u0, nu, acc)
-            }),
+            None => blocks(
+                em,
+                self.gather.units(self.k),
+                true,
+                true,
+                &|em, u0, nu, acc, last| self.k_block(em, &t, u0, nu, acc, last),
+            ),
         }
-        self.epilogue(em, &t);
+        if !fused {
+            self.epilogue(em, &t);
+        }
+    }
+
+    /// Whether the last K block goes through the tile that stores Y itself
+    /// (see `ukernel::TileOut`): where the tile has one and Y's columns are
+    /// its pixels (a conv; a dense layer's columns are strided batch rows).
+    fn fused(&self, em: &Em) -> bool {
+        em.has_out_tile() && self.cp == 1 && !matches!(self.gather, Gather::Dense)
     }
 
     /// Pixels the last pixel block holds (all others hold `nb`).
@@ -302,14 +331,18 @@ impl GemmSpec {
         &self,
         em: &mut Em,
         t: &TileVars,
-        tap: i64,
-        shift: i64,
-        hw: i64,
-        cg: i64,
+        tap: Tap,
         u0: Value,
         nu: i64,
         acc: Value,
+        last: bool,
     ) {
+        let Tap {
+            index: tap,
+            shift,
+            hw,
+            cg,
+        } = tap;
         let (x, nr, nb) = (self.x, self.nr, self.nb());
         let xb0 = em.mad(t.ni, x.bstride, x.off + shift);
         let goff = em.mul(t.g, cg * hw);
@@ -326,7 +359,7 @@ impl GemmSpec {
             if em.has_strided_tile() && (valid == nb || overrun <= slack) {
                 let ldb = em.c(hw);
                 let range = (x.lo, x.hi + slack);
-                self.tile_calls(em, t, a_unit, nu, acc, valid, &|em, q| {
+                self.tile_calls(em, t, a_unit, nu, acc, valid, last, &|em, q| {
                     let at = em.add(src0, q * nr);
                     let b = em.block_ptr(x.region, at, range, (nu - 1) * hw + nr);
                     (b, ldb)
@@ -343,12 +376,12 @@ impl GemmSpec {
                     self.copy_row(em, src, dst, vq);
                 });
             }
-            self.packed_tile_calls(em, t, a_unit, nu, acc, valid);
+            self.packed_tile_calls(em, t, a_unit, nu, acc, valid, last);
         });
     }
 
     /// One K block: `nu` units from `u0`, gathered, then every tile call.
-    fn k_block(&self, em: &mut Em, t: &TileVars, u0: Value, nu: i64, acc: Value) {
+    fn k_block(&self, em: &mut Em, t: &TileVars, u0: Value, nu: i64, acc: Value, last: bool) {
         match &self.gather {
             Gather::Dense => self.gather_dense(em, t, u0, nu),
             _ => self.gather_conv(em, t, u0, nu),
@@ -356,11 +389,12 @@ impl GemmSpec {
         let a_unit = em.mul(u0, self.gather.unit_rows());
         let kcl = nu * self.gather.unit_rows();
         self.per_valid(em, t, |em, valid| {
-            self.packed_tile_calls(em, t, a_unit, kcl, acc, valid)
+            self.packed_tile_calls(em, t, a_unit, kcl, acc, valid, last)
         });
     }
 
     /// The tile calls of a K block whose B panels were packed into scratch.
+    #[allow(clippy::too_many_arguments)]
     fn packed_tile_calls(
         &self,
         em: &mut Em,
@@ -369,10 +403,11 @@ impl GemmSpec {
         kcl: i64,
         acc: Value,
         valid: i64,
+        last: bool,
     ) {
         let (nr, srange) = (self.nr, self.srange());
         let ldb = em.c(nr);
-        self.tile_calls(em, t, a_row, kcl, acc, valid, &|em, q| {
+        self.tile_calls(em, t, a_row, kcl, acc, valid, last, &|em, q| {
             let boff = em.c(q * kcl * nr);
             (em.block_ptr(Region::Scratch, boff, srange, kcl * nr), ldb)
         });
@@ -380,7 +415,8 @@ impl GemmSpec {
 
     /// For each B panel holding some of the `valid` pixels (`b_of(q)`: its
     /// address and row stride) and each A panel of the tile:
-    /// `C (+)= A[.., a_row .. a_row + kcl] x B`.
+    /// `C (+)= A[.., a_row .. a_row + kcl] x B`; for the `last` block of a
+    /// fused conv, `Y = epilogue(C + A x B)` by the out tile instead.
     #[allow(clippy::too_many_arguments)]
     fn tile_calls(
         &self,
@@ -390,6 +426,7 @@ impl GemmSpec {
         kcl: i64,
         acc: Value,
         valid: i64,
+        last: bool,
         b_of: &dyn Fn(&mut Em, i64) -> (Value, Value),
     ) {
         let (mr, nr, nb, k) = (self.mr, self.nr, self.nb(), self.k);
@@ -414,9 +451,87 @@ impl GemmSpec {
                 let lm = em.b.ins().isub(mp, t.mp0);
                 let coff = em.mad(lm, mr * nb, self.c_base() + q * nr);
                 let c = em.block_ptr(Region::Scratch, coff, srange, (mr - 1) * nb + nr);
-                em.call_tile(kv, a, b, ldb, c, ldc, acc);
+                if last {
+                    let out = self.tile_out(em, t, mp, q, valid, c, ldc, acc);
+                    em.call_tile_out(kv, a, b, ldb, out);
+                } else {
+                    em.call_tile(kv, a, b, ldb, c, ldc, acc);
+                }
             });
         }
+    }
+
+    /// The `TileOut` fields of A panel `mp` and B panel `q` (C at `c`): Y and
+    /// the residual from the panel's first output row and kept column, the
+    /// bias of its rows, and which of its columns are kept (the first
+    /// `valid - q * nr`, or for a shifted conv the mask `output_index` made).
+    #[allow(clippy::too_many_arguments)]
+    fn tile_out(
+        &self,
+        em: &mut Em,
+        t: &TileVars,
+        mp: Value,
+        q: i64,
+        valid: i64,
+        c: Value,
+        ldc: Value,
+        acc: Value,
+    ) -> [Value; 9] {
+        let (mr, nr, mg, cm) = (self.mr, self.nr, self.mg, self.cm);
+        let zero = em.c(0);
+        let c = em.b.ins().select(acc, c, zero);
+        let m = em.mul(mp, mr);
+        let mgv = em.c(mg);
+        let left = em.b.ins().isub(mgv, m);
+        let mrv = em.c(mr);
+        let rows = em.b.ins().smin(left, mrv);
+        let g0 = em.mul(t.g, mg);
+        let row = em.iadd(g0, m);
+        let (o0, mask, kept) = match self.gather {
+            Gather::Shifted { .. } => {
+                let at = em.c(self.int_base() + self.nb() + 2 * q);
+                let mask = self.ld_i32(em, at, 2);
+                let mask = em.b.ins().band_imm(mask, (1i64 << 32) - 1);
+                let at1 = em.add(at, 1);
+                let o0 = self.ld_i32(em, at1, 1);
+                let kept = em.b.ins().popcnt(mask);
+                (o0, mask, kept)
+            }
+            _ => {
+                let vq = (valid - q * nr).clamp(0, nr);
+                let o0 = em.add(t.p0, q * nr);
+                (o0, em.c(((1u64 << vq) - 1) as i64), em.c(vq))
+            }
+        };
+        // the floats a panel's Y (and residual) rows span: (rows - 1) * cm + kept
+        let rows1 = em.add(rows, -1);
+        let span = em.mad(rows1, cm, 0);
+        let span = em.iadd(span, kept);
+        let yr = em.mul(row, cm);
+        let yr = em.iadd(yr, o0);
+        let (y, res) = (self.y, self.res);
+        let yo = em.mad(t.ni, y.bstride, y.off);
+        let yo = em.iadd(yo, yr);
+        let yo = em.store_off(y.region, yo);
+        let yp = em.ptr_dyn(y.region, yo, y.range(), span);
+        let rp = match res {
+            Some(rl) => {
+                let ro = em.mad(t.ni, rl.bstride, rl.off);
+                let ro = em.iadd(ro, yr);
+                em.ptr_dyn(rl.region, ro, rl.range(), span)
+            }
+            None => zero,
+        };
+        let bp = match self.bias {
+            Some(bo) => {
+                let o = em.add(row, bo);
+                em.ptr_dyn(Region::Const, o, (bo, bo + mg * self.groups), rows)
+            }
+            None => zero,
+        };
+        let ldy = em.c(cm);
+        let relu = em.c(self.relu as i64);
+        [c, ldc, yp, ldy, rp, bp, rows, mask, relu]
     }
 
     fn gather_dense(&self, em: &mut Em, t: &TileVars, u0: Value, nu: i64) {
@@ -471,6 +586,39 @@ impl GemmSpec {
             let a = em.add(u, ib);
             self.st_i32(em, a, idx);
         });
+        if !self.fused(em) {
+            return;
+        }
+        // per B panel, for the out tile: the mask of kept columns and the
+        // output index of the first (0 if none); kept columns are consecutive outputs
+        let nr = self.nr;
+        for q in 0..self.blocking.nq {
+            let init = [em.c(0), em.c(-1)];
+            let r = super::loops::fold_range(
+                em,
+                super::loops::Range::new(0, nr, 1),
+                &init,
+                |em, j, acc| {
+                    let a = em.add(j, ib + q * nr);
+                    let idx = self.ld_i32(em, a, 1);
+                    let kept = em.b.ins().icmp_imm(IntCC::SignedGreaterThanOrEqual, idx, 0);
+                    let bit = em.b.ins().uextend(types::I64, kept);
+                    let bit = em.b.ins().ishl(bit, j);
+                    let mask = em.b.ins().bor(acc[0], bit);
+                    let none = em.b.ins().icmp_imm(IntCC::SignedLessThan, acc[1], 0);
+                    let take = em.b.ins().band(kept, none);
+                    let first = em.b.ins().select(take, idx, acc[1]);
+                    vec![mask, first]
+                },
+            );
+            let zero = em.c(0);
+            let none = em.b.ins().icmp_imm(IntCC::SignedLessThan, r[1], 0);
+            let first = em.b.ins().select(none, zero, r[1]);
+            let at = em.c(ib + self.nb() + 2 * q);
+            self.st_i32(em, at, r[0]);
+            let at1 = em.c(ib + self.nb() + 2 * q + 1);
+            self.st_i32(em, at1, first);
+        }
     }
 
     /// Stores the i64 `v` as the i32 at scratch element `at` (the pixel tables).
@@ -762,6 +910,16 @@ impl GemmSpec {
             });
         });
     }
+}
+
+/// One tap of a tap-major reduction: its index, its input shift, the input
+/// channel stride and the channels a group.
+#[derive(Clone, Copy)]
+struct Tap {
+    index: i64,
+    shift: i64,
+    hw: i64,
+    cg: i64,
 }
 
 /// The values every part of a tile's loop nest shares.

@@ -20,7 +20,8 @@ use crate::error::JitError;
 use crate::ukernel::Microkernel;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
+    types, AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Signature, StackSlot,
+    StackSlotData, StackSlotKind, UserFuncName, Value,
 };
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -56,6 +57,7 @@ pub struct TileChoice {
     pub name: &'static str,
     func: FuncId,
     strided: Option<FuncId>,
+    out: Option<FuncId>,
 }
 
 /// One JIT module: the functions of one compiled model.
@@ -89,6 +91,9 @@ impl Jit {
         if let Some((name, f)) = uk.strided {
             jb.symbol(name, f as *const u8);
         }
+        if let Some((name, f)) = uk.out {
+            jb.symbol(name, f as *const u8);
+        }
         let mut module = JITModule::new(jb);
         let f32sig = |m: &JITModule, n: usize| {
             let mut s = m.make_signature();
@@ -119,6 +124,14 @@ impl Jit {
             }
             None => None,
         };
+        let out = match uk.out {
+            Some((name, _)) => {
+                let mut osig = tsig.clone();
+                osig.params.pop();
+                Some(decl(&mut module, name, &osig)?)
+            }
+            None => None,
+        };
         let ctx = module.make_context();
         Ok(Jit {
             module,
@@ -131,6 +144,7 @@ impl Jit {
                 name: uk.name,
                 func,
                 strided,
+                out,
             },
             libm,
             kernels: Vec::new(),
@@ -173,6 +187,10 @@ impl Jit {
                 .tile
                 .strided
                 .map(|f| self.module.declare_func_in_func(f, b.func));
+            let out_fn = self
+                .tile
+                .out
+                .map(|f| self.module.declare_func_in_func(f, b.func));
             let mut em = Em {
                 b,
                 arena: p[0],
@@ -186,6 +204,8 @@ impl Jit {
                 libm: [refs[0], refs[1], refs[2]],
                 tile_fn: refs[3],
                 strided_fn,
+                out_fn,
+                out_slot: None,
             };
             body(&mut em)?;
             em.b.ins().return_(&[]);
@@ -241,6 +261,9 @@ pub struct Em<'a> {
     libm: [FuncRef; 3],
     tile_fn: FuncRef,
     strided_fn: Option<FuncRef>,
+    out_fn: Option<FuncRef>,
+    /// The kernel's one `TileOut` stack slot, made on first use.
+    out_slot: Option<StackSlot>,
 }
 
 impl<'a> loops::Builds<'a> for Em<'a> {
@@ -387,21 +410,47 @@ impl Em<'_> {
                 .b
                 .ins()
                 .icmp_imm(IntCC::UnsignedLessThanOrEqual, rel, hi - lo - width);
-            let tag = self.b.ins().iconst(types::I32, self.tag as i64);
-            let bad = self.b.create_block();
-            let cont = self.b.create_block();
-            self.b.ins().brif(ok, cont, &[], bad, &[]);
-            self.b.switch_to_block(bad);
-            self.b
-                .ins()
-                .store(MemFlagsData::trusted(), tag, self.status, 0);
-            self.b.ins().jump(cont, &[]);
-            self.b.switch_to_block(cont);
-            let lo_v = self.c(lo);
-            self.b.ins().select(ok, off, lo_v)
+            self.checked_off(off, lo, ok)
         } else {
             off
         };
+        self.addr(r, off)
+    }
+    /// As [`Em::ptr`] for an access of a run-time `width` (`0 <= width`) elements.
+    pub fn ptr_dyn(&mut self, r: Region, off: Value, range: (i64, i64), width: Value) -> Value {
+        let off = if self.checked {
+            let (lo, hi) = range;
+            let rel = self.b.ins().iadd_imm(off, -lo);
+            let end = self.b.ins().iadd(rel, width);
+            // rel <= rel + width <= hi - lo, unsigned (neither wraps)
+            let a = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, rel, end);
+            let b = self
+                .b
+                .ins()
+                .icmp_imm(IntCC::UnsignedLessThanOrEqual, end, hi - lo);
+            let ok = self.b.ins().band(a, b);
+            self.checked_off(off, lo, ok)
+        } else {
+            off
+        };
+        self.addr(r, off)
+    }
+    /// Checked mode: `off` if `ok`, else `lo`, with this kernel's tag recorded in the status word.
+    fn checked_off(&mut self, off: Value, lo: i64, ok: Value) -> Value {
+        let tag = self.b.ins().iconst(types::I32, self.tag as i64);
+        let bad = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(ok, cont, &[], bad, &[]);
+        self.b.switch_to_block(bad);
+        self.b
+            .ins()
+            .store(MemFlagsData::trusted(), tag, self.status, 0);
+        self.b.ins().jump(cont, &[]);
+        self.b.switch_to_block(cont);
+        let lo_v = self.c(lo);
+        self.b.ins().select(ok, off, lo_v)
+    }
+    fn addr(&mut self, r: Region, off: Value) -> Value {
         let bytes = self.b.ins().ishl_imm(off, 2);
         let base = self.base(r);
         self.b.ins().iadd(base, bytes)
@@ -467,6 +516,36 @@ impl Em<'_> {
             Some(f) => self.b.ins().call(f, &[k, a, b, ldb, c, ldc, acc]),
             None => self.b.ins().call(self.tile_fn, &[k, a, b, c, ldc, acc]),
         };
+    }
+    /// Whether the tile has a variant applying the epilogue itself ([`Em::call_tile_out`]).
+    pub fn has_out_tile(&self) -> bool {
+        self.out_fn.is_some()
+    }
+    /// Calls the epilogue-fused tile (`k`, `a`, `b`, `ldb` as [`Em::call_tile`])
+    /// with `out`, the fields of a [`crate::ukernel::TileOut`] in order, stored
+    /// into the kernel's stack slot. Only when [`Em::has_out_tile`].
+    pub fn call_tile_out(&mut self, k: Value, a: Value, b: Value, ldb: Value, out: [Value; 9]) {
+        use crate::ukernel::TileOut;
+        let slot = match self.out_slot {
+            Some(s) => s,
+            None => {
+                let data = StackSlotData::new(StackSlotKind::ExplicitSlot, TileOut::SIZE, 3);
+                let s = self.b.create_sized_stack_slot(data);
+                self.out_slot = Some(s);
+                s
+            }
+        };
+        for (i, v) in out.into_iter().enumerate() {
+            self.b.ins().stack_store(types::I64, v, slot, 8 * i as i32);
+        }
+        let p = self.b.ins().stack_addr(types::I64, slot, 0);
+        let f = self.out_fn.expect("call_tile_out without an out tile");
+        self.b.ins().call(f, &[k, a, b, ldb, p]);
+    }
+    /// Arena offsets of stores are shifted in fault-injection builds: what a
+    /// store address handed to a tile must apply too.
+    pub fn store_off(&mut self, r: Region, off: Value) -> Value {
+        self.shifted(r, off)
     }
     /// Whether the tile reads B rows at any stride.
     pub fn has_strided_tile(&self) -> bool {

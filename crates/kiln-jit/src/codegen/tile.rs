@@ -110,6 +110,7 @@ pub fn compile_tile(s: TileShape, opt: OptLevel) -> Result<Microkernel, JitError
         nr: 4 * s.nv,
         func,
         strided: None,
+        out: None,
     })
 }
 

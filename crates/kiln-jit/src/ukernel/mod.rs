@@ -44,6 +44,48 @@ pub type TileFn = unsafe extern "C" fn(usize, *const f32, *const f32, *mut f32, 
 pub type StridedTileFn =
     unsafe extern "C" fn(usize, *const f32, *const f32, usize, *mut f32, usize, usize);
 
+/// Where the last K block of a tile goes when the tile applies the epilogue
+/// itself ([`OutTileFn`]): `Y = (acc (+ C)) + bias (+ residual)`, ReLU, for
+/// the first `rows` rows and the columns set in `mask`, those kept columns
+/// stored one after another (a shifted conv drops the columns its output
+/// grid does not have; its kept columns are consecutive outputs).
+///
+/// Rows are `ldc` floats apart in `c`, `ldy` in `y` and `residual`. A null
+/// `c` means there is nothing to accumulate (the tile's only K block), a
+/// null `bias` adds 0, a null `residual` adds nothing. `#[repr(C)]`: the
+/// generated code fills it in a stack slot, field by field (8 bytes each).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TileOut {
+    pub c: *const f32,
+    pub ldc: usize,
+    pub y: *mut f32,
+    pub ldy: usize,
+    pub residual: *const f32,
+    pub bias: *const f32,
+    pub rows: usize,
+    pub mask: u64,
+    pub relu: usize,
+}
+
+impl TileOut {
+    /// Field offsets in bytes, in declaration order (for the generated code).
+    pub const C: i32 = 0;
+    pub const LDC: i32 = 8;
+    pub const Y: i32 = 16;
+    pub const LDY: i32 = 24;
+    pub const RESIDUAL: i32 = 32;
+    pub const BIAS: i32 = 40;
+    pub const ROWS: i32 = 48;
+    pub const MASK: i32 = 56;
+    pub const RELU: i32 = 64;
+    pub const SIZE: u32 = 72;
+}
+
+/// A strided tile that finishes the output itself: `(k, a, b, ldb, out)`,
+/// see [`TileOut`]; the tile's accumulators never go through a C buffer.
+pub type OutTileFn = unsafe extern "C" fn(usize, *const f32, *const f32, usize, *const TileOut);
+
 /// The largest `MR * NR` of any tile (AVX-512 14x32 = 448): the size of the
 /// stack buffer partial tiles are computed in.
 pub const MAX_TILE: usize = 512;
@@ -62,6 +104,8 @@ pub struct Microkernel {
     pub(crate) func: TileFn,
     /// The same tile reading B in place, where the ISA has one: its symbol and entry.
     pub(crate) strided: Option<(&'static str, StridedTileFn)>,
+    /// The strided tile with the epilogue inside, where the ISA has one.
+    pub(crate) out: Option<(&'static str, OutTileFn)>,
 }
 
 /// A 64-byte aligned tile buffer (one zmm row per cache line).
@@ -91,6 +135,10 @@ impl Microkernel {
     /// The strided-B variant's symbol and entry point, if this tile has one.
     pub fn strided(&self) -> Option<(&'static str, StridedTileFn)> {
         self.strided
+    }
+    /// The epilogue-fused variant's symbol and entry point, if this tile has one.
+    pub fn out(&self) -> Option<(&'static str, OutTileFn)> {
+        self.out
     }
 
     /// Runs the full tile.

@@ -95,6 +95,7 @@ pub fn kernel(isa: Isa) -> Result<Microkernel, JitError> {
             nr: 16,
             func: super::avx2::avx2_6x16,
             strided: Some(("kiln_avx2_mmm_f32_6x16_ldb", super::avx2::avx2_6x16_ldb)),
+            out: None,
         }),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Ok(Microkernel {
@@ -107,6 +108,10 @@ pub fn kernel(isa: Isa) -> Result<Microkernel, JitError> {
                 "kiln_avx512_mmm_f32_14x32_ldb",
                 super::avx512::avx512_14x32_ldb,
             )),
+            out: Some((
+                "kiln_avx512_mmm_f32_14x32_out",
+                super::avx512::avx512_14x32_out,
+            )),
         }),
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => Ok(Microkernel {
@@ -116,6 +121,7 @@ pub fn kernel(isa: Isa) -> Result<Microkernel, JitError> {
             nr: 8,
             func: super::neon::neon_8x8,
             strided: None,
+            out: None,
         }),
         #[allow(unreachable_patterns)]
         _ => Err(JitError::IsaUnavailable(isa.name())),
@@ -131,6 +137,7 @@ pub fn scalar() -> Microkernel {
         nr: 8,
         func: scalar_4x8,
         strided: None,
+        out: None,
     }
 }
 
