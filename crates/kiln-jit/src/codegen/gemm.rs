@@ -490,7 +490,7 @@ impl GemmSpec {
         let (o0, mask, kept) = match self.gather {
             Gather::Shifted { .. } => {
                 let at = em.c(self.int_base() + self.nb() + 2 * q);
-                let mask = self.ld_i32(em, at, 2);
+                let mask = self.ld_i32(em, at, 1);
                 let mask = em.b.ins().band_imm(mask, (1i64 << 32) - 1);
                 let at1 = em.add(at, 1);
                 let o0 = self.ld_i32(em, at1, 1);

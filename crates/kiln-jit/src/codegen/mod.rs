@@ -463,7 +463,9 @@ impl Em<'_> {
         let p = self.ptr(r, off, range, 4);
         self.b.ins().load(types::F32X4, VF, p, 0)
     }
-    fn shifted(&mut self, r: Region, off: Value) -> Value {
+    /// The offset a store to `off` uses: arena stores are shifted in
+    /// fault-injection builds, stores handed to a tile included.
+    pub fn store_off(&mut self, r: Region, off: Value) -> Value {
         if r == Region::Arena {
             self.add(off, self.store_shift)
         } else {
@@ -471,12 +473,12 @@ impl Em<'_> {
         }
     }
     pub fn st(&mut self, r: Region, off: Value, range: (i64, i64), v: Value) {
-        let off = self.shifted(r, off);
+        let off = self.store_off(r, off);
         let p = self.ptr(r, off, range, 1);
         self.b.ins().store(VF, v, p, 0);
     }
     pub fn stv(&mut self, r: Region, off: Value, range: (i64, i64), v: Value) {
-        let off = self.shifted(r, off);
+        let off = self.store_off(r, off);
         let p = self.ptr(r, off, range, 4);
         self.b.ins().store(VF, v, p, 0);
     }
@@ -541,11 +543,6 @@ impl Em<'_> {
         let p = self.b.ins().stack_addr(types::I64, slot, 0);
         let f = self.out_fn.expect("call_tile_out without an out tile");
         self.b.ins().call(f, &[k, a, b, ldb, p]);
-    }
-    /// Arena offsets of stores are shifted in fault-injection builds: what a
-    /// store address handed to a tile must apply too.
-    pub fn store_off(&mut self, r: Region, off: Value) -> Value {
-        self.shifted(r, off)
     }
     /// Whether the tile reads B rows at any stride.
     pub fn has_strided_tile(&self) -> bool {

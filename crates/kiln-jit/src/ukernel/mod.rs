@@ -69,18 +69,11 @@ pub struct TileOut {
 }
 
 impl TileOut {
-    /// Field offsets in bytes, in declaration order (for the generated code).
-    pub const C: i32 = 0;
-    pub const LDC: i32 = 8;
-    pub const Y: i32 = 16;
-    pub const LDY: i32 = 24;
-    pub const RESIDUAL: i32 = 32;
-    pub const BIAS: i32 = 40;
-    pub const ROWS: i32 = 48;
-    pub const MASK: i32 = 56;
-    pub const RELU: i32 = 64;
-    pub const SIZE: u32 = 72;
+    /// Its size in bytes: nine 8-byte fields, which the generated code stores
+    /// at `8 * i` in declaration order (`Em::call_tile_out`).
+    pub const SIZE: u32 = std::mem::size_of::<TileOut>() as u32;
 }
+const _: () = assert!(TileOut::SIZE == 9 * 8);
 
 /// A strided tile that finishes the output itself: `(k, a, b, ldb, out)`,
 /// see [`TileOut`]; the tile's accumulators never go through a C buffer.
